@@ -1,0 +1,180 @@
+import {
+  AbortedError,
+  InProgressError,
+  KeyReusedError,
+  StoreUnavailableError,
+  WaitTimeoutError,
+} from './errors.js';
+import { type Outcome, sameFingerprint } from './record-codec.js';
+
+/** How a flight ended. */
+export type Settled =
+  | {
+      readonly kind: 'outcome';
+      readonly outcome: Outcome;
+      /** The fingerprint hash of the record (or release notice) the outcome came from. */
+      readonly fingerprint: Uint8Array | null;
+    }
+  | { readonly kind: 'failure'; readonly error: unknown }
+  | { readonly kind: 'abandoned' };
+
+/**
+ * claiming: asking the store; executing: fn runs in this process; waiting: another process runs it.
+ */
+export type Phase = 'claiming' | 'executing' | 'waiting';
+
+/** One caller attached to a flight. */
+export interface Caller {
+  readonly fingerprint: Uint8Array | null;
+  readonly wait: boolean;
+  readonly waitTimeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+  /** The caller that started the flight: its own execution is never "another" one. */
+  readonly leader: boolean;
+}
+
+/**
+ * Everything this process is doing for one key: at most one claim/execute/wait sequence,
+ * shared by every concurrent caller with that key (same-process duplicates cost no Redis trip).
+ * Each caller keeps its own wait bound, signal and `wait: false`; when the last caller stops
+ * waiting, the flight is abandoned (unless fn is running here, which always finishes).
+ */
+export class Flight {
+  phase: Phase = 'claiming';
+  private readonly attached = new Set<Attachment>();
+  private readonly abandonController = new AbortController();
+  private ended = false;
+
+  constructor(
+    readonly key: string,
+    /** The fingerprint of the caller that started the flight. */
+    readonly fingerprint: Uint8Array | null,
+    private readonly onEnd: (flight: Flight) => void,
+  ) {}
+
+  /** Aborted when no caller waits any more. */
+  get abandonSignal(): AbortSignal {
+    return this.abandonController.signal;
+  }
+
+  get abandoned(): boolean {
+    return this.abandonController.signal.aborted;
+  }
+
+  /** Attaches a caller; the promise settles with the flight or with the caller's own bound. */
+  follow<T>(caller: Caller): Promise<T> {
+    if (caller.fingerprint !== null && !sameFingerprint(caller.fingerprint, this.fingerprint)) {
+      return Promise.reject(new KeyReusedError(this.key));
+    }
+    if (!caller.wait && this.phase !== 'claiming') {
+      return Promise.reject(new InProgressError(this.key));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const attachment = new Attachment(this, caller, resolve as (value: unknown) => void, reject);
+      this.attached.add(attachment);
+      attachment.onPhase(this.phase);
+    });
+  }
+
+  setPhase(phase: Phase): void {
+    this.phase = phase;
+    for (const attachment of this.attached) attachment.onPhase(phase);
+  }
+
+  /** Delivers the end of the flight to every caller still attached. */
+  settle(settled: Settled): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd(this);
+    for (const attachment of this.attached) attachment.deliver(settled);
+    this.attached.clear();
+  }
+
+  /** Rejects every attached caller with `error` and stops waiting (used by `close()`). */
+  shutDown(error: unknown): void {
+    for (const attachment of this.attached) attachment.fail(error);
+  }
+
+  /** @internal */
+  detach(attachment: Attachment): void {
+    this.attached.delete(attachment);
+    if (this.attached.size > 0 || this.phase === 'executing' || this.ended) return;
+    // Nobody waits: stop the wait loop now, and let a later call start afresh.
+    this.ended = true;
+    this.onEnd(this);
+    this.abandonController.abort();
+  }
+}
+
+class Attachment {
+  private readonly startedAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onAbort: (() => void) | undefined;
+  private done = false;
+
+  constructor(
+    private readonly flight: Flight,
+    private readonly caller: Caller,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {
+    const { signal } = caller;
+    if (signal !== undefined) {
+      this.onAbort = () => this.fail(new AbortedError(flight.key, signal.reason));
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+  }
+
+  onPhase(phase: Phase): void {
+    if (phase === 'executing') {
+      if (!this.caller.wait && !this.caller.leader) {
+        this.fail(new InProgressError(this.flight.key));
+      } else {
+        // This process now runs fn for the caller: the wait bound no longer applies.
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+    } else if (phase === 'waiting' && this.timer === undefined) {
+      const remaining = this.startedAt + this.caller.waitTimeoutMs - Date.now();
+      if (!this.caller.wait) this.fail(new InProgressError(this.flight.key));
+      else if (remaining <= 0) this.timeOut();
+      else this.timer = setTimeout(() => this.timeOut(), remaining);
+    }
+  }
+
+  deliver(settled: Settled): void {
+    if (settled.kind === 'failure') {
+      this.fail(settled.error, false);
+    } else if (settled.kind === 'abandoned') {
+      this.fail(
+        new StoreUnavailableError('The wait ended without an outcome', this.flight.key),
+        false,
+      );
+    } else if (
+      this.caller.fingerprint !== null &&
+      !sameFingerprint(this.caller.fingerprint, settled.fingerprint)
+    ) {
+      this.fail(new KeyReusedError(this.flight.key), false);
+    } else if (this.finish(false)) {
+      if (settled.outcome.ok) this.resolve(settled.outcome.value);
+      else this.reject(settled.outcome.error);
+    }
+  }
+
+  fail(error: unknown, detach = true): void {
+    if (this.finish(detach)) this.reject(error);
+  }
+
+  private timeOut(): void {
+    this.fail(new WaitTimeoutError(this.flight.key, Date.now() - this.startedAt));
+  }
+
+  private finish(detach: boolean): boolean {
+    if (this.done) return false;
+    this.done = true;
+    clearTimeout(this.timer);
+    if (this.onAbort !== undefined) this.caller.signal?.removeEventListener('abort', this.onAbort);
+    if (detach) this.flight.detach(this);
+    return true;
+  }
+}

@@ -1,0 +1,34 @@
+import { InvalidKeyError } from './errors.js';
+
+/** The longest idempotency key accepted, in UTF-16 code units (JavaScript string length). */
+export const MAX_KEY_LENGTH = 1024;
+
+/** @throws InvalidKeyError unless `key` is a non-empty string of at most {@link MAX_KEY_LENGTH}. */
+export function validateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') {
+    throw new InvalidKeyError(`Expected the key to be a string, got ${typeof key}`);
+  }
+  if (key.length === 0) throw new InvalidKeyError('Expected the key to be a non-empty string');
+  if (key.length > MAX_KEY_LENGTH) {
+    throw new InvalidKeyError(
+      `Expected the key to be at most ${MAX_KEY_LENGTH} characters, got ${key.length}`,
+    );
+  }
+}
+
+/**
+ * `<namespace>:{<key>}`, each part escaped so that `%`, `{` and `}` cannot occur raw. Then the
+ * first `{` always opens the key, distinct (namespace, key) pairs give distinct strings
+ * ("a:b" + "c" is `a:b:{c}`, "a" + "b:c" is `a:{b:c}`), and the braces are a Redis Cluster hash
+ * tag holding exactly the key: the record, its fence counter and its channel share one slot.
+ */
+export function recordKeyOf(namespace: string, key: string): string {
+  return `${escapeKeyPart(namespace)}:{${escapeKeyPart(key)}}`;
+}
+
+const SPECIAL = /[%{}]/;
+
+function escapeKeyPart(part: string): string {
+  if (!SPECIAL.test(part)) return part;
+  return part.replace(/[%{}]/g, (char) => (char === '%' ? '%25' : char === '{' ? '%7B' : '%7D'));
+}

@@ -1,0 +1,406 @@
+import { createHash } from 'node:crypto';
+import { Decoder, Encoder, ExtData, ExtensionCodec } from '@msgpack/msgpack';
+import { CorruptRecordError, ReplayedError, SerializationError } from './errors.js';
+
+/**
+ * Records and pub/sub notices are msgpack behind a one-byte version/kind tag. A lease token
+ * (32 lowercase hex characters) can never start with either tag, so a reader tells a running
+ * execution from a finished one by the first byte.
+ */
+const RECORD_TAG = 0x01;
+const RELEASE_TAG = 0x02;
+
+/** msgpack extension types for what plain msgpack would lose. Dates use msgpack's timestamp. */
+const Ext = {
+  UNDEFINED: 0,
+  MAP: 1,
+  SET: 2,
+  BIGINT: 3,
+  BUFFER: 4,
+  ERROR: 5,
+} as const;
+
+/** What fn produced: its value, or what it threw. */
+export type Outcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: unknown };
+
+/** A completed record as stored under the key. */
+export interface StoredRecord {
+  readonly outcome: Outcome;
+  /** Hash of the fingerprint the record was made with, or null when none was given. */
+  readonly fingerprint: Uint8Array | null;
+  readonly startedAt: number;
+  readonly completedAt: number;
+}
+
+/** Published when a lease is released without a record (an error that is not cached). */
+export interface ReleaseNotice {
+  readonly fingerprint: Uint8Array | null;
+  /** The uncached error for current waiters, or null when there is none to hand on. */
+  readonly outcome: Outcome | null;
+}
+
+/** A class whose instances are rebuilt on replay (see `errorClasses`). */
+// biome-ignore lint/suspicious/noExplicitAny: constructor parameters of user classes are unknown
+export type ErrorClass = abstract new (...args: any[]) => Error;
+
+const BUILT_IN_ERRORS: readonly ErrorClass[] = [
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+];
+
+const EMPTY = new Uint8Array(0);
+const UNDEFINED_MARKER = new ExtData(Ext.UNDEFINED, EMPTY);
+
+/** Where in a value an unencodable part sits, for error messages: `value.items[3].price`. */
+type Path = string;
+
+/**
+ * Encodes and decodes records, pub/sub notices and fingerprints. One instance per executor:
+ * it owns reusable msgpack encoder/decoder state and the error-class registry.
+ */
+export class RecordCodec {
+  private readonly registry = new Map<string, ErrorClass>();
+  private readonly encoder: Encoder;
+  private readonly canonicalEncoder: Encoder;
+  private readonly decoder: Decoder;
+
+  constructor(
+    errorClasses: readonly ErrorClass[],
+    private readonly maxRecordBytes: number,
+  ) {
+    for (const cls of [...BUILT_IN_ERRORS, ...errorClasses]) this.registry.set(cls.name, cls);
+    const extensionCodec = new ExtensionCodec();
+    for (const type of Object.values(Ext)) {
+      extensionCodec.register({
+        type,
+        encode: () => null,
+        decode: (data) => this.decodeExt(type, data),
+      });
+    }
+    this.encoder = new Encoder({ extensionCodec });
+    this.canonicalEncoder = new Encoder({ extensionCodec, sortKeys: true });
+    this.decoder = new Decoder({ extensionCodec });
+  }
+
+  /** @throws SerializationError when the outcome cannot be encoded or is over the size limit. */
+  encodeRecord(record: StoredRecord): Uint8Array {
+    const { outcome } = record;
+    const payload = outcome.ok
+      ? this.toWire(outcome.value, 'value', new Set())
+      : this.toWire(outcome.error, 'error', new Set());
+    const body = [
+      outcome.ok ? 0 : 1,
+      payload,
+      record.fingerprint,
+      record.startedAt,
+      record.completedAt,
+    ];
+    return this.frame(RECORD_TAG, body);
+  }
+
+  /** @throws SerializationError when the notice's outcome cannot be encoded. */
+  encodeReleaseNotice(notice: ReleaseNotice): Uint8Array {
+    const { outcome } = notice;
+    if (outcome === null) return this.frame(RELEASE_TAG, [notice.fingerprint, null]);
+    const error = outcome.ok ? undefined : this.toWire(outcome.error, 'error', new Set());
+    return this.frame(RELEASE_TAG, [notice.fingerprint, [error]]);
+  }
+
+  /**
+   * Decodes bytes read from a record key or received on its channel.
+   * @throws CorruptRecordError for anything that is not a well-formed record or notice.
+   */
+  decode(
+    bytes: Uint8Array,
+    key: string,
+  ): { kind: 'record'; record: StoredRecord } | { kind: 'release'; notice: ReleaseNotice } {
+    try {
+      const body = this.decoder.decode(bytes.subarray(1));
+      if (bytes[0] === RECORD_TAG) return { kind: 'record', record: parseRecord(body) };
+      if (bytes[0] === RELEASE_TAG) return { kind: 'release', notice: parseNotice(body) };
+      throw new Error(`unknown record tag ${String(bytes[0])}`);
+    } catch (err) {
+      throw new CorruptRecordError(
+        `The record stored for key "${key}" cannot be decoded (${errorText(err)})`,
+        key,
+        { cause: err },
+      );
+    }
+  }
+
+  /**
+   * A 16-byte hash of a canonical encoding (object keys sorted) of `fingerprint`.
+   * @throws SerializationError when the fingerprint holds something that cannot be encoded.
+   */
+  fingerprint(fingerprint: unknown, key: string): Uint8Array {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.canonicalEncoder.encode(this.toWire(fingerprint, 'fingerprint', new Set()));
+    } catch (err) {
+      throw asSerializationError(err, key);
+    }
+    return createHash('sha256').update(bytes).digest().subarray(0, 16);
+  }
+
+  private frame(tag: number, body: unknown): Uint8Array {
+    let encoded: Uint8Array;
+    try {
+      encoded = this.encoder.encode(body);
+    } catch (err) {
+      throw asSerializationError(err);
+    }
+    if (encoded.byteLength + 1 > this.maxRecordBytes) {
+      throw new SerializationError(
+        `The record would be ${encoded.byteLength + 1} bytes, over maxRecordBytes (${this.maxRecordBytes})`,
+      );
+    }
+    // ioredis stores a Uint8Array as the text "1,2,3"; a Buffer over the same memory is sent as bytes.
+    const framed = Buffer.allocUnsafe(encoded.byteLength + 1);
+    framed[0] = tag;
+    framed.set(encoded, 1);
+    return framed;
+  }
+
+  /**
+   * Rewrites a value into what plain msgpack encodes without loss: `undefined`, `Map`, `Set`,
+   * `BigInt`, `Buffer` and errors become extension values; plain objects and arrays are
+   * copied only when something inside them changed. Rejects what cannot round-trip.
+   */
+  private toWire(value: unknown, path: Path, ancestors: Set<object>): unknown {
+    switch (typeof value) {
+      case 'undefined':
+        return UNDEFINED_MARKER;
+      case 'string':
+      case 'number':
+      case 'boolean':
+        return value;
+      case 'bigint':
+        return new ExtData(Ext.BIGINT, Buffer.from(value.toString(), 'latin1'));
+      case 'function':
+      case 'symbol':
+        throw new SerializationError(`Cannot store a ${typeof value} (at ${path})`);
+    }
+    if (value === null || value instanceof Date) return value;
+    const object = value as object;
+    if (ancestors.has(object)) {
+      throw new SerializationError(`Cannot store a circular structure (at ${path})`);
+    }
+    ancestors.add(object);
+    try {
+      return this.objectToWire(object, path, ancestors);
+    } finally {
+      ancestors.delete(object);
+    }
+  }
+
+  private objectToWire(object: object, path: Path, ancestors: Set<object>): unknown {
+    if (Array.isArray(object)) {
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < object.length; i++) {
+        const item: unknown = object[i];
+        const wire = this.toWire(item, `${path}[${i}]`, ancestors);
+        if (wire !== item) {
+          copy ??= object.slice();
+          copy[i] = wire;
+        }
+      }
+      return copy ?? object;
+    }
+    if (Buffer.isBuffer(object)) return new ExtData(Ext.BUFFER, object);
+    if (object instanceof Uint8Array) return object;
+    if (ArrayBuffer.isView(object)) {
+      throw new SerializationError(
+        `Cannot store a ${object.constructor.name}; use a Uint8Array or Buffer (at ${path})`,
+      );
+    }
+    if (object instanceof Map) {
+      const entries: unknown[] = [];
+      let i = 0;
+      for (const [k, v] of object) {
+        entries.push([
+          this.toWire(k, `${path}<key ${i}>`, ancestors),
+          this.toWire(v, `${path}<value ${i}>`, ancestors),
+        ]);
+        i++;
+      }
+      return new ExtData(Ext.MAP, this.encoder.encode(entries));
+    }
+    if (object instanceof Set) {
+      const items: unknown[] = [];
+      let i = 0;
+      for (const item of object) items.push(this.toWire(item, `${path}<item ${i++}>`, ancestors));
+      return new ExtData(Ext.SET, this.encoder.encode(items));
+    }
+    if (object instanceof Error) return this.errorToWire(object, path, ancestors);
+    let copy: Record<string, unknown> | undefined;
+    for (const name of Object.keys(object)) {
+      if (name === '__proto__') {
+        throw new SerializationError(`Cannot store an own property named __proto__ (at ${path})`);
+      }
+      const item: unknown = (object as Record<string, unknown>)[name];
+      const wire = this.toWire(item, `${path}.${name}`, ancestors);
+      if (wire !== item) {
+        copy ??= { ...object };
+        copy[name] = wire;
+      }
+    }
+    return copy ?? object;
+  }
+
+  private errorToWire(error: Error, path: Path, ancestors: Set<object>): ExtData {
+    const registered = this.registry.get(error.constructor.name) === error.constructor;
+    const props: Record<string, unknown> = {};
+    for (const name of Object.keys(error)) {
+      if (name === 'stack' || name === 'message') continue;
+      if (name === '__proto__') {
+        throw new SerializationError(`Cannot store an own property named __proto__ (at ${path})`);
+      }
+      props[name] = this.toWire(
+        (error as unknown as Record<string, unknown>)[name],
+        `${path}.${name}`,
+        ancestors,
+      );
+    }
+    const code: unknown = (error as { code?: unknown }).code;
+    const hasCode = code !== undefined && !Object.hasOwn(props, 'code');
+    const hasCause = 'cause' in error;
+    const wire = [
+      registered ? error.constructor.name : null,
+      String(error.name),
+      String(error.message),
+      props,
+      hasCode ? this.toWire(code, `${path}.code`, ancestors) : UNDEFINED_MARKER,
+      hasCause ? [this.toWire(error.cause, `${path}.cause`, ancestors)] : null,
+    ];
+    return new ExtData(Ext.ERROR, this.encoder.encode(wire));
+  }
+
+  private decodeExt(type: number, data: Uint8Array): unknown {
+    switch (type) {
+      case Ext.UNDEFINED:
+        return undefined;
+      case Ext.BIGINT: {
+        const text = Buffer.from(data).toString('latin1');
+        if (!/^-?\d+$/.test(text)) throw new Error('malformed bigint');
+        return BigInt(text);
+      }
+      case Ext.BUFFER:
+        return Buffer.from(data);
+      case Ext.MAP: {
+        const entries = this.decoder.decode(data);
+        if (!Array.isArray(entries)) throw new Error('malformed map');
+        return new Map(
+          entries.map((entry: unknown) => {
+            if (!Array.isArray(entry) || entry.length !== 2) throw new Error('malformed map entry');
+            return entry as [unknown, unknown];
+          }),
+        );
+      }
+      case Ext.SET: {
+        const items = this.decoder.decode(data);
+        if (!Array.isArray(items)) throw new Error('malformed set');
+        return new Set(items);
+      }
+      case Ext.ERROR:
+        return this.rebuildError(this.decoder.decode(data));
+      default:
+        throw new Error(`unknown extension type ${type}`);
+    }
+  }
+
+  /** Rebuilds an error only from the registry; the stored bytes never name code to run. */
+  private rebuildError(wire: unknown): Error {
+    if (!Array.isArray(wire) || wire.length !== 6) throw new Error('malformed error');
+    const [registeredName, name, message, props, code, cause] = wire as unknown[];
+    if (typeof name !== 'string' || typeof message !== 'string' || !isPlainObject(props)) {
+      throw new Error('malformed error');
+    }
+    const cls = typeof registeredName === 'string' ? this.registry.get(registeredName) : undefined;
+    const error: Error = Object.create((cls ?? ReplayedError).prototype);
+    defineHidden(error, 'message', message);
+    if (cls === undefined || error.name !== name) defineHidden(error, 'name', name);
+    Error.captureStackTrace(error, RecordCodec.prototype.decode);
+    for (const [prop, value] of Object.entries(props)) {
+      Object.defineProperty(error, prop, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    if (code !== undefined) defineHidden(error, 'code', code);
+    if (cause !== null) {
+      if (!Array.isArray(cause) || cause.length !== 1) throw new Error('malformed error cause');
+      defineHidden(error, 'cause', cause[0]);
+    }
+    return error;
+  }
+}
+
+function parseRecord(body: unknown): StoredRecord {
+  if (!Array.isArray(body) || body.length !== 5) throw new Error('malformed record');
+  const [status, payload, fingerprint, startedAt, completedAt] = body as unknown[];
+  if (
+    (status !== 0 && status !== 1) ||
+    !isFingerprint(fingerprint) ||
+    typeof startedAt !== 'number' ||
+    typeof completedAt !== 'number'
+  ) {
+    throw new Error('malformed record');
+  }
+  const outcome: Outcome =
+    status === 0 ? { ok: true, value: payload } : { ok: false, error: payload };
+  return { outcome, fingerprint, startedAt, completedAt };
+}
+
+function parseNotice(body: unknown): ReleaseNotice {
+  if (!Array.isArray(body) || body.length !== 2) throw new Error('malformed notice');
+  const [fingerprint, carried] = body as unknown[];
+  if (!isFingerprint(fingerprint)) throw new Error('malformed notice');
+  if (carried === null) return { fingerprint, outcome: null };
+  if (!Array.isArray(carried) || carried.length !== 1) throw new Error('malformed notice');
+  return { fingerprint, outcome: { ok: false, error: carried[0] } };
+}
+
+function isFingerprint(value: unknown): value is Uint8Array | null {
+  return value === null || (value instanceof Uint8Array && value.byteLength === 16);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function defineHidden(target: object, name: string, value: unknown): void {
+  Object.defineProperty(target, name, {
+    value,
+    enumerable: false,
+    writable: true,
+    configurable: true,
+  });
+}
+
+function asSerializationError(err: unknown, key?: string): SerializationError {
+  if (err instanceof SerializationError) return err;
+  return new SerializationError(`Cannot encode the outcome (${errorText(err)})`, key, {
+    cause: err,
+  });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** True when two fingerprint hashes (or their absence) are equal. */
+export function sameFingerprint(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return Buffer.compare(a, b) === 0;
+}

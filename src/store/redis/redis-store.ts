@@ -1,0 +1,346 @@
+import { randomBytes } from 'node:crypto';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import Redlock, { ExecutionError, Lock, ResourceLockedError } from 'redlock';
+import {
+  type EntryState,
+  isLeaseToken,
+  type KeyListener,
+  type Lease,
+  type Store,
+  StoreDataError,
+  type Subscription,
+} from '../store.js';
+import type { RedisClient } from './client.js';
+import { defineScript, type ScriptCaller } from './define-script.js';
+import { claimLua } from './scripts/claim.js';
+import { completeLua } from './scripts/complete.js';
+import { fenceLua } from './scripts/fence.js';
+import { forgetLua } from './scripts/forget.js';
+import { readLua } from './scripts/read.js';
+import { releaseLua } from './scripts/release.js';
+
+/** Options of {@link RedisStore}. */
+export interface RedisStoreOptions {
+  /** The user's client. The store never sends commands on it: it opens its own connections from it. */
+  readonly redis: RedisClient;
+  /** Upper bound on any one Redis command, ms; past it the command fails as unreachable. */
+  readonly commandTimeoutMs: number;
+}
+
+/**
+ * The Redis store: one key per idempotency key (lease token, then record), a fence counter and
+ * a pub/sub channel beside it in the same hash slot.
+ *
+ * It opens two connections of its own from the user's client with `duplicate()`: one for
+ * commands (auto-pipelined, RESP2, every command bounded by `commandTimeoutMs`) and one for
+ * subscriptions. So a default-configured client handed in by a user still fails fast when Redis
+ * is down instead of queueing commands for minutes, and the user's own connection is untouched.
+ */
+export class RedisStore implements Store {
+  private readonly commands: RedisClient;
+  private readonly subscriber: RedisClient;
+  private readonly cluster: boolean;
+  private readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
+  private readonly redlock: SingleClientRedlock;
+  private readonly channels = new Map<string, ChannelEntry>();
+  private subscriberReadyBefore = false;
+
+  private readonly completeScript: ScriptCaller<
+    [string, string],
+    [string, Uint8Array, number, string],
+    number
+  >;
+  private readonly releaseScript: ScriptCaller<
+    [string, string],
+    [string, Uint8Array, string],
+    number
+  >;
+  private readonly readScript: ScriptCaller<[string], [], [0] | [1, Buffer, number] | [2]>;
+  private readonly fenceScript: ScriptCaller<[string, string], [string, number], number>;
+  private readonly forgetScript: ScriptCaller<[string], [], 0 | 1 | 2>;
+
+  constructor(options: RedisStoreOptions) {
+    const { redis, commandTimeoutMs } = options;
+    this.cluster = 'isCluster' in redis && redis.isCluster === true;
+    this.publishCommand = this.cluster ? 'SPUBLISH' : 'PUBLISH';
+    const connectionOptions: RedisOptions = {
+      commandTimeout: commandTimeoutMs,
+      connectTimeout: commandTimeoutMs,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: true,
+      autoResubscribe: true,
+    };
+    if (this.cluster) {
+      const cluster = redis as Cluster;
+      const { enableOfflineQueue: _queue, ...nodeOptions } = connectionOptions;
+      const clusterOptions = (overrides: Partial<ClusterOptions>) =>
+        ({
+          ...cluster.options,
+          ...overrides,
+          redisOptions: { ...cluster.options.redisOptions, ...nodeOptions, protocol: 2 },
+        }) as Parameters<Cluster['duplicate']>[1];
+      this.commands = cluster.duplicate(undefined, clusterOptions({ enableAutoPipelining: true }));
+      this.subscriber = cluster.duplicate(undefined, clusterOptions({ shardedSubscribers: true }));
+      this.subscriber.on('smessageBuffer', (channel: Buffer, message: Buffer) =>
+        this.dispatch(channel, message),
+      );
+    } else {
+      const single = redis as Redis;
+      this.commands = single.duplicate({
+        ...connectionOptions,
+        enableAutoPipelining: true,
+        protocol: 2,
+      });
+      this.subscriber = single.duplicate({ ...connectionOptions, protocol: 2 });
+      this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) =>
+        this.dispatch(channel, message),
+      );
+    }
+    // Errors surface as rejected commands; without a listener ioredis would log each one.
+    this.commands.on('error', noop);
+    this.subscriber.on('error', noop);
+    this.subscriber.on('ready', () => this.onSubscriberReady());
+
+    this.redlock = new SingleClientRedlock(
+      [this.commands],
+      { retryCount: 0 },
+      { acquireScript: claimLua },
+    );
+    this.completeScript = defineScript(this.commands, {
+      name: 'complete',
+      lua: completeLua,
+      keys: 2,
+    });
+    this.releaseScript = defineScript(this.commands, { name: 'release', lua: releaseLua, keys: 2 });
+    this.readScript = defineScript(this.commands, { name: 'read', lua: readLua, keys: 1 });
+    this.fenceScript = defineScript(this.commands, { name: 'fence', lua: fenceLua, keys: 2 });
+    this.forgetScript = defineScript(this.commands, { name: 'forget', lua: forgetLua, keys: 1 });
+  }
+
+  async claim(key: string, leaseMs: number): Promise<Lease | null> {
+    try {
+      return new RedisLease(this, key, await this.redlock.acquire([key], leaseMs));
+    } catch (err) {
+      const failure = await voteFailure(err);
+      if (failure === REFUSED) return null;
+      throw failure;
+    }
+  }
+
+  async read(key: string): Promise<EntryState> {
+    const reply = await this.readScript([key], []).catch(translate);
+    if (reply[0] === 0) return ABSENT;
+    if (reply[0] === 2) throw new StoreDataError(`Key ${key} holds a Redis type other than string`);
+    const [, bytes, ttlMs] = reply;
+    if (isLeaseToken(bytes)) return { state: 'running', ttlMs };
+    return { state: 'completed', bytes, ttlMs };
+  }
+
+  async subscribe(key: string, listener: KeyListener): Promise<Subscription> {
+    const channel = channelOf(key);
+    let entry = this.channels.get(channel);
+    if (entry === undefined) {
+      const created: ChannelEntry = {
+        listeners: new Set(),
+        active: this.cluster
+          ? (this.subscriber as Cluster).ssubscribe(channel)
+          : (this.subscriber as Redis).subscribe(channel),
+      };
+      entry = created;
+      this.channels.set(channel, created);
+      created.active.catch(() => {
+        if (this.channels.get(channel) === created) this.channels.delete(channel);
+      });
+    }
+    entry.listeners.add(listener);
+    try {
+      await entry.active;
+    } catch (err) {
+      entry.listeners.delete(listener);
+      throw err;
+    }
+    let active = true;
+    const owner = entry;
+    return {
+      unsubscribe: () => {
+        if (!active) return;
+        active = false;
+        owner.listeners.delete(listener);
+        if (owner.listeners.size > 0 || this.channels.get(channel) !== owner) return;
+        this.channels.delete(channel);
+        // Commands on one connection run in order, so a SUBSCRIBE sent after this one wins.
+        const unsubscribed = this.cluster
+          ? (this.subscriber as Cluster).sunsubscribe(channel)
+          : (this.subscriber as Redis).unsubscribe(channel);
+        unsubscribed.catch(noop);
+      },
+    };
+  }
+
+  async forget(key: string): Promise<'deleted' | 'absent' | 'running'> {
+    const reply = await this.forgetScript([key], []).catch(translate);
+    return reply === 0 ? 'absent' : reply === 1 ? 'deleted' : 'running';
+  }
+
+  async close(): Promise<void> {
+    this.channels.clear();
+    this.commands.disconnect();
+    this.subscriber.disconnect();
+  }
+
+  /** @internal */
+  completeRecord(key: string, token: string, record: Uint8Array, ttlMs: number): Promise<boolean> {
+    return this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand])
+      .then((reply) => reply === 1)
+      .catch(translate);
+  }
+
+  /** @internal */
+  releaseLease(key: string, token: string, notice: Uint8Array): Promise<boolean> {
+    return this.releaseScript([key, channelOf(key)], [token, notice, this.publishCommand])
+      .then((reply) => reply === 1)
+      .catch(translate);
+  }
+
+  /** @internal */
+  nextFencingToken(key: string, token: string, fenceTtlMs: number): Promise<number | null> {
+    return this.fenceScript([key, `${key}:fence`], [token, fenceTtlMs])
+      .then((reply) => (reply < 0 ? null : reply))
+      .catch(translate);
+  }
+
+  /** @internal */
+  async extendLock(lock: Lock, leaseMs: number): Promise<Lock | null> {
+    try {
+      return await this.redlock.extend(lock, leaseMs);
+    } catch (err) {
+      // redlock refuses locally (no attempts) once its own view of the expiry has passed.
+      if (err instanceof ExecutionError && err.attempts.length === 0) return null;
+      const failure = await voteFailure(err);
+      if (failure === REFUSED) return null;
+      throw failure;
+    }
+  }
+
+  private dispatch(channel: Buffer, message: Buffer): void {
+    const entry = this.channels.get(channel.toString());
+    if (entry === undefined) return;
+    for (const listener of entry.listeners) listener.onMessage(message);
+  }
+
+  /**
+   * ioredis resubscribes by itself after a reconnect, but whatever was published while the
+   * connection was down is gone: every listener re-reads its key.
+   */
+  private onSubscriberReady(): void {
+    if (!this.subscriberReadyBefore) {
+      this.subscriberReadyBefore = true;
+      return;
+    }
+    for (const entry of this.channels.values()) {
+      for (const listener of entry.listeners) listener.onResync();
+    }
+  }
+}
+
+interface ChannelEntry {
+  readonly listeners: Set<KeyListener>;
+  readonly active: Promise<unknown>;
+}
+
+class RedisLease implements Lease {
+  private readonly token: string;
+
+  constructor(
+    private readonly store: RedisStore,
+    private readonly key: string,
+    private lock: Lock,
+  ) {
+    this.token = lock.value;
+  }
+
+  get validUntil(): number {
+    return this.lock.expiration;
+  }
+
+  async extend(leaseMs: number): Promise<boolean> {
+    const extended = await this.store.extendLock(this.lock, leaseMs);
+    if (extended === null) return false;
+    this.lock = extended;
+    return true;
+  }
+
+  complete(record: Uint8Array, ttlMs: number): Promise<boolean> {
+    return this.store.completeRecord(this.key, this.token, record, ttlMs);
+  }
+
+  release(notice: Uint8Array): Promise<boolean> {
+    return this.store.releaseLease(this.key, this.token, notice);
+  }
+
+  fencingToken(fenceTtlMs: number): Promise<number | null> {
+    return this.store.nextFencingToken(this.key, this.token, fenceTtlMs);
+  }
+}
+
+/**
+ * Redlock without its clean-up trip: `acquire()` follows a refused attempt with a release on
+ * every server, to clear a partial lock left on a minority of a multi-server quorum. The store
+ * locks through one client (one server, or the one Cluster node owning the key's slot), where
+ * no minority exists, and every duplicate call would pay that extra round trip.
+ */
+class SingleClientRedlock extends Redlock {
+  override async acquire(resources: string[], duration: number): Promise<Lock> {
+    const start = Date.now();
+    const value = randomBytes(16).toString('hex');
+    const { attempts } = await (this as unknown as RedlockInternals)._execute(
+      this.scripts.acquireScript,
+      resources,
+      [value, duration],
+      undefined,
+    );
+    // The same drift allowance redlock applies: its factor plus 2 ms for Redis's expiry precision.
+    const drift = Math.round(this.settings.driftFactor * duration) + 2;
+    return new Lock(this, resources, value, attempts, start + duration - drift);
+  }
+}
+
+interface RedlockInternals {
+  _execute(
+    script: { value: string; hash: string },
+    keys: string[],
+    args: (string | number)[],
+    settings: undefined,
+  ): Promise<{ attempts: Lock['attempts'] }>;
+}
+
+const REFUSED = Symbol('refused');
+
+/**
+ * Why redlock failed: {@link REFUSED} when the key is held (Redis answered "no"), otherwise
+ * the error behind the failed vote (a connection error, a timeout), so callers see the cause.
+ */
+async function voteFailure(err: unknown): Promise<typeof REFUSED | unknown> {
+  if (!(err instanceof ExecutionError) || err.attempts.length === 0) return err;
+  const stats = await err.attempts[err.attempts.length - 1];
+  if (stats === undefined) return err;
+  for (const reason of stats.votesAgainst.values()) {
+    if (!(reason instanceof ResourceLockedError)) return reason;
+  }
+  return stats.votesAgainst.size > 0 ? REFUSED : err;
+}
+
+function translate(err: unknown): never {
+  if (err instanceof Error && err.message.startsWith('WRONGTYPE')) {
+    throw new StoreDataError(err.message, { cause: err });
+  }
+  throw err;
+}
+
+function channelOf(key: string): string {
+  return `${key}:done`;
+}
+
+const ABSENT: EntryState = { state: 'absent' };
+
+function noop(): void {}

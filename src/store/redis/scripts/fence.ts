@@ -1,0 +1,25 @@
+/**
+ * fence — hand the lease holder a fencing token larger than any before it for this key.
+ *
+ * KEYS[1]  record key
+ * KEYS[2]  the key's fence counter
+ * ARGV[1]  our lease token
+ * ARGV[2]  how long the counter is kept, ms
+ *
+ * Returns: the token (> 0); -1 the lease is no longer ours.
+ * The counter starts from the server's clock in microseconds, so tokens keep growing even
+ * after the counter itself expired; after that it counts up by one per call.
+ */
+export const fenceLua = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+local now = redis.call('TIME')
+local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if last >= token then
+  token = last + 1
+end
+redis.call('SET', KEYS[2], string.format('%d', token), 'PX', ARGV[2])
+return token
+`;

@@ -1,0 +1,72 @@
+/**
+ * The storage contract the executor is built on. A store holds one entry per record key: absent,
+ * a lease (while fn runs) or the encoded record (after). It knows nothing of records' contents.
+ *
+ * Every method may reject with {@link StoreDataError} when the entry is not ours to read
+ * (for Redis: the key holds another type); any other rejection means the store is unreachable.
+ */
+export interface Store {
+  /** Takes a lease on `key` for `leaseMs` if the key is absent; null when anything is there. */
+  claim(key: string, leaseMs: number): Promise<Lease | null>;
+  /** What the key holds now. */
+  read(key: string): Promise<EntryState>;
+  /**
+   * Listens for what {@link Lease.complete} and {@link Lease.release} publish for `key`.
+   * Resolves once the subscription is active, so a read after it cannot miss a later message.
+   */
+  subscribe(key: string, listener: KeyListener): Promise<Subscription>;
+  /** Deletes a finished (or unreadable) entry. A running lease is left alone. */
+  forget(key: string): Promise<'deleted' | 'absent' | 'running'>;
+  /** Releases the store's own connections and timers. */
+  close(): Promise<void>;
+}
+
+/** The state of one record key. */
+export type EntryState =
+  | { readonly state: 'absent' }
+  | { readonly state: 'running'; readonly ttlMs: number }
+  | { readonly state: 'completed'; readonly bytes: Uint8Array; readonly ttlMs: number };
+
+/** A held lease on one key. Every method compares-and-sets on the lease token. */
+export interface Lease {
+  /** Local clock time (ms) before which the lease is surely still held, if nothing took it. */
+  readonly validUntil: number;
+  /** Pushes the lease's expiry to `leaseMs` from now; false when it is no longer ours. */
+  extend(leaseMs: number): Promise<boolean>;
+  /** Replaces the lease with `record` kept for `ttlMs`, and publishes it; false when lost. */
+  complete(record: Uint8Array, ttlMs: number): Promise<boolean>;
+  /** Deletes the lease and publishes `notice`; false when it was already lost. */
+  release(notice: Uint8Array): Promise<boolean>;
+  /** A number larger than any earlier fencing token of this key; null when the lease is lost. */
+  fencingToken(fenceTtlMs: number): Promise<number | null>;
+}
+
+/** Receives what is published on one key's channel. */
+export interface KeyListener {
+  onMessage(bytes: Uint8Array): void;
+  /** The subscription was re-established after a disconnect: messages may have been missed. */
+  onResync(): void;
+}
+
+/** An active subscription; `unsubscribe` is idempotent. */
+export interface Subscription {
+  unsubscribe(): void;
+}
+
+/** The entry under a key is not something the store can read (e.g. a Redis hash). */
+export class StoreDataError extends Error {
+  override readonly name = 'StoreDataError';
+}
+
+/** True when `token` has the shape of a lease token (so the entry is a running execution). */
+export function isLeaseToken(bytes: Uint8Array): boolean {
+  if (bytes.byteLength !== LEASE_TOKEN_LENGTH) return false;
+  for (const byte of bytes) {
+    const hexDigit = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66);
+    if (!hexDigit) return false;
+  }
+  return true;
+}
+
+/** Lease tokens are 16 random bytes in lowercase hex, as redlock makes them. */
+export const LEASE_TOKEN_LENGTH = 32;

@@ -122,7 +122,10 @@ export class RecordCodec {
     key: string,
   ): { kind: 'record'; record: StoredRecord } | { kind: 'release'; notice: ReleaseNotice } {
     try {
-      const body = this.decoder.decode(bytes.subarray(1));
+      // A plain Uint8Array view: msgpack returns binary values as sub-views of its input, and
+      // sub-views of a Buffer (what ioredis hands us) would come back as Buffers.
+      const view = new Uint8Array(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1);
+      const body = this.decoder.decode(view);
       if (bytes[0] === RECORD_TAG) return { kind: 'record', record: parseRecord(body) };
       if (bytes[0] === RELEASE_TAG) return { kind: 'release', notice: parseNotice(body) };
       throw new Error(`unknown record tag ${String(bytes[0])}`);

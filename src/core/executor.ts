@@ -106,6 +106,8 @@ export class IdempotentExecutor {
   private readonly namespace: string;
   private readonly defaults: CallSettings;
   private readonly onEvent: ((event: ExecutorEvent) => void) | undefined;
+  private readonly replicas: number;
+  private readonly replicasTimeoutMs: number;
   private readonly flights = new Map<string, Flight>();
   private readonly executing = new Set<Promise<unknown>>();
   private closed = false;
@@ -166,6 +168,25 @@ export class IdempotentExecutor {
       }
       this.store = new RedisStore({ redis, commandTimeoutMs: storeTimeoutMs });
       this.ownsStore = true;
+    }
+    this.replicas =
+      options.replicas === undefined
+        ? defaultOptions.replicas
+        : positiveInteger('replicas', options.replicas, 0);
+    this.replicasTimeoutMs = positiveInteger(
+      'replicasTimeoutMs',
+      options.replicasTimeoutMs ?? defaultOptions.replicasTimeoutMs,
+    );
+    if (this.replicas > 0 && this.store.waitForReplicas === undefined) {
+      throw new InvalidOptionError('replicas', '0 for a store without replicas', this.replicas);
+    }
+    if (this.replicas > 0 && this.ownsStore && this.replicasTimeoutMs >= storeTimeoutMs) {
+      // Every command, WAIT included, is cut off at storeTimeoutMs.
+      throw new InvalidOptionError(
+        'replicasTimeoutMs',
+        `less than storeTimeoutMs (${storeTimeoutMs})`,
+        this.replicasTimeoutMs,
+      );
     }
   }
 
@@ -411,6 +432,7 @@ export class IdempotentExecutor {
       return { kind: 'failure', error: new LeaseLostError(key) };
     }
     const cached = stored === 'stored';
+    if (cached && this.replicas > 0) await this.awaitReplicas(key, flight);
     this.emit({
       type: 'executed',
       key,
@@ -445,6 +467,17 @@ export class IdempotentExecutor {
         await sleep(delayMs);
         delayMs = Math.min(delayMs * 2, 500);
       }
+    }
+  }
+
+  /** Holds the caller until `replicas` replicas have the record, or the bound passes. */
+  private async awaitReplicas(key: string, flight: Flight): Promise<void> {
+    const recordKey = recordKeyOf(this.namespace, flight.key);
+    const acknowledged = await this.store
+      .waitForReplicas?.(recordKey, this.replicas, this.replicasTimeoutMs)
+      .catch(() => 0);
+    if (acknowledged !== undefined && acknowledged < this.replicas) {
+      this.emit({ type: 'under-replicated', key, requested: this.replicas, acknowledged });
     }
   }
 

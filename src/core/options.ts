@@ -58,6 +58,19 @@ export interface ExecutorOptions {
    * @defaultValue `2_000`
    */
   readonly storeTimeoutMs?: number;
+  /**
+   * Replicas that must acknowledge a completed record (Redis `WAIT`) before the caller gets its
+   * value. It narrows, not closes, the window in which a failover loses a just-completed
+   * record: see `docs/scaling.md`. 0 turns it off.
+   * @defaultValue `0`
+   */
+  readonly replicas?: number;
+  /**
+   * How long a completion waits for `replicas` acknowledgements, ms. When fewer acknowledge in
+   * time the caller still gets its value and an `under-replicated` event is emitted.
+   * @defaultValue `1_000`
+   */
+  readonly replicasTimeoutMs?: number;
   /** Called synchronously for each notable event; for metrics and logs. Errors it throws are ignored. */
   readonly onEvent?: (event: ExecutorEvent) => void;
 }
@@ -95,7 +108,13 @@ export type ExecutorEvent =
   | { readonly type: 'replayed'; readonly key: string; readonly waitedMs: number }
   | { readonly type: 'joined'; readonly key: string }
   | { readonly type: 'lease-lost'; readonly key: string }
-  | { readonly type: 'store-failed'; readonly key: string; readonly error: unknown };
+  | { readonly type: 'store-failed'; readonly key: string; readonly error: unknown }
+  | {
+      readonly type: 'under-replicated';
+      readonly key: string;
+      readonly requested: number;
+      readonly acknowledged: number;
+    };
 
 /** The defaults of {@link ExecutorOptions}. */
 export const defaultOptions = Object.freeze({
@@ -107,6 +126,8 @@ export const defaultOptions = Object.freeze({
   errorClasses: Object.freeze([]) as readonly ErrorClass[],
   maxRecordBytes: 1_048_576,
   storeTimeoutMs: 2_000,
+  replicas: 0,
+  replicasTimeoutMs: 1_000,
 });
 
 /** The smallest lease accepted, ms: below it renewals could not keep up with round trips. */

@@ -155,7 +155,8 @@ export class RecordCodec {
   private frame(tag: number, body: unknown): Uint8Array {
     let encoded: Uint8Array;
     try {
-      encoded = this.encoder.encode(body);
+      // A view of the encoder's own buffer, valid until its next use: copied into `framed` below.
+      encoded = this.encoder.encodeSharedRef(body);
     } catch (err) {
       throw asSerializationError(err);
     }

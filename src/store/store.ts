@@ -19,6 +19,11 @@ export interface Store {
   forget(key: string): Promise<'deleted' | 'absent' | 'running'>;
   /** Releases the store's own connections and timers. */
   close(): Promise<void>;
+  /**
+   * Waits until `replicas` replicas hold every write made so far for `key` (Redis `WAIT`), or
+   * `timeoutMs` passes; resolves with how many acknowledged. Stores without replicas omit it.
+   */
+  waitForReplicas?(key: string, replicas: number, timeoutMs: number): Promise<number>;
 }
 
 /** The state of one record key. */

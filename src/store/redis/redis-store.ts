@@ -12,6 +12,7 @@ import {
 } from '../store.js';
 import type { RedisClient } from './client.js';
 import { defineScript, type ScriptCaller } from './define-script.js';
+import { keySlot } from './key-slot.js';
 import { claimLua } from './scripts/claim.js';
 import { completeLua } from './scripts/complete.js';
 import { fenceLua } from './scripts/fence.js';
@@ -182,6 +183,12 @@ export class RedisStore implements Store {
     return reply === 0 ? 'absent' : reply === 1 ? 'deleted' : 'running';
   }
 
+  async waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
+    // WAIT covers the writes made before it on the same connection: the one the completion used.
+    const connection = this.cluster ? this.masterConnectionOf(key) : (this.commands as Redis);
+    return connection.wait(replicas, timeoutMs);
+  }
+
   async close(): Promise<void> {
     this.channels.clear();
     this.commands.disconnect();
@@ -220,6 +227,17 @@ export class RedisStore implements Store {
       if (failure === REFUSED) return null;
       throw failure;
     }
+  }
+
+  /** The cluster's pooled connection to the master that serves `key`'s slot. */
+  private masterConnectionOf(key: string): Redis {
+    const cluster = this.commands as Cluster;
+    const nodeKey = cluster.slots[keySlot(key)]?.[0];
+    const master = cluster
+      .nodes('master')
+      .find((node) => `${node.options.host}:${node.options.port}` === nodeKey);
+    if (master === undefined) throw new Error(`No known master serves the slot of ${key}`);
+    return master;
   }
 
   private dispatch(channel: Buffer, message: Buffer): void {

@@ -30,7 +30,7 @@ import {
   positiveInteger,
   type RunOptions,
 } from './options.js';
-import { type Outcome, RecordCodec, type StoredRecord } from './record-codec.js';
+import { type Outcome, RecordCodec, renewedLeaseMs, type StoredRecord } from './record-codec.js';
 
 /** What fn receives. */
 export interface RunContext {
@@ -371,7 +371,7 @@ export class IdempotentExecutor {
   ): Promise<Settled> {
     const { key, fingerprint } = flight;
     const controller = new AbortController();
-    const keeper = new LeaseKeeper(lease, settings.leaseMs, () => {
+    const keeper = new LeaseKeeper(lease, settings.leaseMs, this.codec, () => {
       controller.abort(new LeaseLostError(key));
     });
     const fenceTtlMs = settings.ttlMs + settings.leaseMs;
@@ -572,10 +572,13 @@ export class IdempotentExecutor {
 class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Made at the first renewal: most executions finish before one is due. */
+  private notice: Uint8Array | undefined;
 
   constructor(
     private readonly lease: Lease,
     private readonly leaseMs: number,
+    private readonly codec: RecordCodec,
     private readonly onLost: () => void,
   ) {
     this.schedule();
@@ -596,7 +599,8 @@ class LeaseKeeper {
   private async renew(): Promise<void> {
     let held: boolean;
     try {
-      held = await this.lease.extend(this.leaseMs);
+      this.notice ??= this.codec.encodeRenewalNotice(this.leaseMs);
+      held = await this.lease.extend(this.leaseMs, this.notice);
     } catch {
       // Unreachable store: keep trying while the lease surely holds, then give it up.
       held = Date.now() < this.lease.validUntil;
@@ -611,14 +615,22 @@ class LeaseKeeper {
 }
 
 /**
- * Messages for one waiting flight. A message can arrive while the flight is busy claiming or
- * reading, so the latest is kept until asked for.
+ * Messages for one waiting flight. An outcome can arrive while the flight is busy claiming or
+ * reading, so the latest is kept until asked for. Renewal notices only push the expiry timer
+ * out while the flight waits (a read after a claim learns the expiry anyway), so a waiter
+ * sends no command for as long as the owner keeps renewing.
  */
 class Inbox implements KeyListener {
   private pending: Uint8Array | 'resync' | undefined;
   private wake: (() => void) | undefined;
+  private rearm: ((timeoutMs: number) => void) | undefined;
 
   onMessage(bytes: Uint8Array): void {
+    const leaseMs = renewedLeaseMs(bytes);
+    if (leaseMs !== undefined) {
+      this.rearm?.(leaseMs + EXPIRY_MARGIN_MS);
+      return;
+    }
     this.pending = bytes;
     this.wake?.();
   }
@@ -642,18 +654,23 @@ class Inbox implements KeyListener {
     if (ready !== undefined) return Promise.resolve(ready);
     if (signal.aborted) return Promise.resolve('abandoned');
     return new Promise((resolve) => {
+      let timer = setTimeout(() => finish('expired'), timeoutMs);
       const finish = (result: Uint8Array | 'resync' | 'expired' | 'abandoned') => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.wake = undefined;
+        this.rearm = undefined;
         resolve(result);
       };
       const onAbort = () => finish('abandoned');
-      const timer = setTimeout(() => finish('expired'), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
       this.wake = () => {
         const message = take();
         if (message !== undefined) finish(message);
+      };
+      this.rearm = (nextTimeoutMs) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => finish('expired'), nextTimeoutMs);
       };
     });
   }

@@ -9,6 +9,7 @@ import { CorruptRecordError, ReplayedError, SerializationError } from './errors.
  */
 const RECORD_TAG = 0x01;
 const RELEASE_TAG = 0x02;
+const RENEWAL_TAG = 0x03;
 
 /** msgpack extension types for what plain msgpack would lose. Dates use msgpack's timestamp. */
 const Ext = {
@@ -111,6 +112,11 @@ export class RecordCodec {
     if (outcome === null) return this.frame(RELEASE_TAG, [notice.fingerprint, null]);
     const error = outcome.ok ? undefined : this.toWire(outcome.error, 'error', new Set());
     return this.frame(RELEASE_TAG, [notice.fingerprint, [error]]);
+  }
+
+  /** Published at each lease renewal: tells waiters the lease now runs `leaseMs` longer. */
+  encodeRenewalNotice(leaseMs: number): Uint8Array {
+    return this.frame(RENEWAL_TAG, leaseMs);
   }
 
   /**
@@ -401,6 +407,20 @@ function asSerializationError(err: unknown, key?: string): SerializationError {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The lease duration a renewal notice announces, or undefined when `bytes` is another message.
+ * Waiters read it without the decoder: it is the only message they handle while still waiting.
+ */
+export function renewedLeaseMs(bytes: Uint8Array): number | undefined {
+  if (bytes[0] !== RENEWAL_TAG) return undefined;
+  try {
+    const leaseMs: unknown = new Decoder().decode(bytes.subarray(1));
+    return typeof leaseMs === 'number' && leaseMs > 0 ? leaseMs : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** True when two fingerprint hashes (or their absence) are equal. */

@@ -36,8 +36,11 @@ export type EntryState =
 export interface Lease {
   /** Local clock time (ms) before which the lease is surely still held, if nothing took it. */
   readonly validUntil: number;
-  /** Pushes the lease's expiry to `leaseMs` from now; false when it is no longer ours. */
-  extend(leaseMs: number): Promise<boolean>;
+  /**
+   * Pushes the lease's expiry to `leaseMs` from now and publishes `notice`, so waiters re-arm
+   * their expiry timers without asking the store; false when the lease is no longer ours.
+   */
+  extend(leaseMs: number, notice: Uint8Array): Promise<boolean>;
   /** Replaces the lease with `record` kept for `ttlMs`, and publishes it; false when lost. */
   complete(record: Uint8Array, ttlMs: number): Promise<boolean>;
   /** Deletes the lease and publishes `notice`; false when it was already lost. */

@@ -98,6 +98,11 @@ export class MemoryStore implements Store {
   replace(key: string, value: Uint8Array | undefined, ttlMs: number, message: Uint8Array): void {
     if (value === undefined) this.entries.delete(key);
     else this.entries.set(key, { value, expiresAt: Date.now() + ttlMs });
+    this.publish(key, message);
+  }
+
+  /** @internal */
+  publish(key: string, message: Uint8Array): void {
     const set = this.listeners.get(key);
     if (set === undefined) return;
     // Redis delivers a message after the publishing command returns; so do we.
@@ -145,11 +150,12 @@ class MemoryLease implements Lease {
     public validUntil: number,
   ) {}
 
-  async extend(leaseMs: number): Promise<boolean> {
+  async extend(leaseMs: number, notice: Uint8Array): Promise<boolean> {
     const entry = this.store.holds(this.key, this.token);
     if (entry === undefined) return false;
     entry.expiresAt = Date.now() + leaseMs;
     this.validUntil = entry.expiresAt;
+    this.store.publish(this.key, notice);
     return true;
   }
 

@@ -19,6 +19,7 @@ import { fenceLua } from './scripts/fence.js';
 import { forgetLua } from './scripts/forget.js';
 import { readLua } from './scripts/read.js';
 import { releaseLua } from './scripts/release.js';
+import { renewLua } from './scripts/renew.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -54,6 +55,11 @@ export class RedisStore implements Store {
   private readonly releaseScript: ScriptCaller<
     [string, string],
     [string, Uint8Array, string],
+    number
+  >;
+  private readonly renewScript: ScriptCaller<
+    [string, string],
+    [string, number, Uint8Array, string],
     number
   >;
   private readonly readScript: ScriptCaller<[string], [], [0] | [1, Buffer, number] | [2]>;
@@ -113,6 +119,7 @@ export class RedisStore implements Store {
       keys: 2,
     });
     this.releaseScript = defineScript(this.commands, { name: 'release', lua: releaseLua, keys: 2 });
+    this.renewScript = defineScript(this.commands, { name: 'renew', lua: renewLua, keys: 2 });
     this.readScript = defineScript(this.commands, { name: 'read', lua: readLua, keys: 1 });
     this.fenceScript = defineScript(this.commands, { name: 'fence', lua: fenceLua, keys: 2 });
     this.forgetScript = defineScript(this.commands, { name: 'forget', lua: forgetLua, keys: 1 });
@@ -217,16 +224,10 @@ export class RedisStore implements Store {
   }
 
   /** @internal */
-  async extendLock(lock: Lock, leaseMs: number): Promise<Lock | null> {
-    try {
-      return await this.redlock.extend(lock, leaseMs);
-    } catch (err) {
-      // redlock refuses locally (no attempts) once its own view of the expiry has passed.
-      if (err instanceof ExecutionError && err.attempts.length === 0) return null;
-      const failure = await voteFailure(err);
-      if (failure === REFUSED) return null;
-      throw failure;
-    }
+  renewLease(key: string, token: string, leaseMs: number, notice: Uint8Array): Promise<boolean> {
+    return this.renewScript([key, channelOf(key)], [token, leaseMs, notice, this.publishCommand])
+      .then((reply) => reply === 1)
+      .catch(translate);
   }
 
   /** The cluster's pooled connection to the master that serves `key`'s slot. */
@@ -268,24 +269,22 @@ interface ChannelEntry {
 
 class RedisLease implements Lease {
   private readonly token: string;
+  validUntil: number;
 
   constructor(
     private readonly store: RedisStore,
     private readonly key: string,
-    private lock: Lock,
+    lock: Lock,
   ) {
     this.token = lock.value;
+    this.validUntil = lock.expiration;
   }
 
-  get validUntil(): number {
-    return this.lock.expiration;
-  }
-
-  async extend(leaseMs: number): Promise<boolean> {
-    const extended = await this.store.extendLock(this.lock, leaseMs);
-    if (extended === null) return false;
-    this.lock = extended;
-    return true;
+  async extend(leaseMs: number, notice: Uint8Array): Promise<boolean> {
+    const start = Date.now();
+    const renewed = await this.store.renewLease(this.key, this.token, leaseMs, notice);
+    if (renewed) this.validUntil = start + leaseMs - driftOf(leaseMs);
+    return renewed;
   }
 
   complete(record: Uint8Array, ttlMs: number): Promise<boolean> {
@@ -317,9 +316,7 @@ class SingleClientRedlock extends Redlock {
       [value, duration],
       undefined,
     );
-    // The same drift allowance redlock applies: its factor plus 2 ms for Redis's expiry precision.
-    const drift = Math.round(this.settings.driftFactor * duration) + 2;
-    return new Lock(this, resources, value, attempts, start + duration - drift);
+    return new Lock(this, resources, value, attempts, start + duration - driftOf(duration));
   }
 }
 
@@ -353,6 +350,14 @@ function translate(err: unknown): never {
     throw new StoreDataError(err.message, { cause: err });
   }
   throw err;
+}
+
+/**
+ * How much earlier than Redis a holder counts its lease as gone: redlock's default allowance for
+ * clock drift (1 %) plus 2 ms for Redis's expiry precision.
+ */
+function driftOf(leaseMs: number): number {
+  return Math.round(0.01 * leaseMs) + 2;
 }
 
 function channelOf(key: string): string {

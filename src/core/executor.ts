@@ -370,29 +370,10 @@ export class IdempotentExecutor {
     settings: CallSettings,
   ): Promise<Settled> {
     const { key, fingerprint } = flight;
-    const controller = new AbortController();
-    const keeper = new LeaseKeeper(lease, settings.leaseMs, this.codec, () => {
-      controller.abort(new LeaseLostError(key));
-    });
-    const fenceTtlMs = settings.ttlMs + settings.leaseMs;
-    let fencing: Promise<number> | undefined;
-    const ctx: RunContext = {
-      key,
-      signal: controller.signal,
-      fencingToken: () => {
-        fencing ??= this.storeCall(key, () => lease.fencingToken(fenceTtlMs)).then(
-          (token) => {
-            if (token === null) throw new LeaseLostError(key);
-            return token;
-          },
-          (error: unknown) => {
-            fencing = undefined;
-            throw error;
-          },
-        );
-        return fencing;
-      },
-    };
+    const ctx = new ExecutionContext(key, lease, settings.ttlMs + settings.leaseMs, (operation) =>
+      this.storeCall(key, operation),
+    );
+    const keeper = new LeaseKeeper(lease, settings.leaseMs, this.codec, () => ctx.leaseLost());
 
     const startedAt = Date.now();
     let outcome: Outcome;
@@ -542,20 +523,16 @@ export class IdempotentExecutor {
   }
 
   /** Runs a store operation; any failure but unreadable data means the store is unreachable. */
-  private async storeCall<R>(key: string, operation: () => Promise<R>): Promise<R> {
+  private storeCall<R>(key: string, operation: () => Promise<R>): Promise<R> {
+    let pending: Promise<R>;
     try {
-      return await operation();
+      pending = operation();
     } catch (error) {
-      if (error instanceof IdempotencyError) throw error;
-      if (error instanceof StoreDataError) {
-        throw new CorruptRecordError(`Key "${key}" holds data this library did not write`, key, {
-          cause: error,
-        });
-      }
-      throw new StoreUnavailableError(`The store did not answer for key "${key}"`, key, {
-        cause: error,
-      });
+      return Promise.reject(storeError(key, error));
     }
+    return pending.catch((error: unknown) => {
+      throw storeError(key, error);
+    });
   }
 
   private emit(event: ExecutorEvent): void {
@@ -565,6 +542,47 @@ export class IdempotentExecutor {
     } catch {
       // An observer must not change an outcome.
     }
+  }
+}
+
+/** The {@link RunContext} of one execution. Its AbortController is only made when asked for. */
+class ExecutionContext implements RunContext {
+  private controller: AbortController | undefined;
+  private lost: LeaseLostError | undefined;
+  private fencing: Promise<number> | undefined;
+
+  constructor(
+    readonly key: string,
+    private readonly lease: Lease,
+    private readonly fenceTtlMs: number,
+    private readonly storeCall: <R>(operation: () => Promise<R>) => Promise<R>,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.lost !== undefined) this.controller.abort(this.lost);
+    }
+    return this.controller.signal;
+  }
+
+  leaseLost(): void {
+    this.lost = new LeaseLostError(this.key);
+    this.controller?.abort(this.lost);
+  }
+
+  fencingToken(): Promise<number> {
+    this.fencing ??= this.storeCall(() => this.lease.fencingToken(this.fenceTtlMs)).then(
+      (token) => {
+        if (token === null) throw new LeaseLostError(this.key);
+        return token;
+      },
+      (error: unknown) => {
+        this.fencing = undefined;
+        throw error;
+      },
+    );
+    return this.fencing;
   }
 }
 
@@ -697,6 +715,19 @@ function resolveSettings(options: RunOptions | ExecutorOptions, base: CallSettin
 
 function isErrorClass(value: unknown): boolean {
   return typeof value === 'function' && (value === Error || value.prototype instanceof Error);
+}
+
+/** What a store failure means to the caller: unreadable data, or an unreachable store. */
+function storeError(key: string, error: unknown): unknown {
+  if (error instanceof IdempotencyError) return error;
+  if (error instanceof StoreDataError) {
+    return new CorruptRecordError(`Key "${key}" holds data this library did not write`, key, {
+      cause: error,
+    });
+  }
+  return new StoreUnavailableError(`The store did not answer for key "${key}"`, key, {
+    cause: error,
+  });
 }
 
 function withKey(error: SerializationError, key: string): SerializationError {

@@ -42,7 +42,9 @@ export interface Caller {
 export class Flight {
   phase: Phase = 'claiming';
   private readonly attached = new Set<Attachment>();
-  private readonly abandonController = new AbortController();
+  /** Made only when a wait needs the signal: most flights never wait. */
+  private abandonController: AbortController | undefined;
+  private abandonedFlag = false;
   private ended = false;
 
   constructor(
@@ -54,11 +56,15 @@ export class Flight {
 
   /** Aborted when no caller waits any more. */
   get abandonSignal(): AbortSignal {
+    if (this.abandonController === undefined) {
+      this.abandonController = new AbortController();
+      if (this.abandonedFlag) this.abandonController.abort();
+    }
     return this.abandonController.signal;
   }
 
   get abandoned(): boolean {
-    return this.abandonController.signal.aborted;
+    return this.abandonedFlag;
   }
 
   /** Attaches a caller; the promise settles with the flight or with the caller's own bound. */
@@ -102,7 +108,8 @@ export class Flight {
     // Nobody waits: stop the wait loop now, and let a later call start afresh.
     this.ended = true;
     this.onEnd(this);
-    this.abandonController.abort();
+    this.abandonedFlag = true;
+    this.abandonController?.abort();
   }
 }
 

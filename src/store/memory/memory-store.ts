@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { newLeaseToken } from '../lease-token.js';
 import type { EntryState, KeyListener, Lease, Store, Subscription } from '../store.js';
 
 interface Entry {
@@ -35,7 +35,7 @@ export class MemoryStore implements Store {
 
   async claim(key: string, leaseMs: number): Promise<Lease | null> {
     if (this.live(key) !== undefined) return null;
-    const token = randomBytes(16).toString('hex');
+    const token = newLeaseToken();
     const now = Date.now();
     this.entries.set(key, { value: token, expiresAt: now + leaseMs });
     return new MemoryLease(this, key, token, now + leaseMs);

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import Redlock, { ExecutionError, Lock, ResourceLockedError } from 'redlock';
+import { newLeaseToken } from '../lease-token.js';
 import {
   type EntryState,
   isLeaseToken,
@@ -309,7 +309,7 @@ class RedisLease implements Lease {
 class SingleClientRedlock extends Redlock {
   override async acquire(resources: string[], duration: number): Promise<Lock> {
     const start = Date.now();
-    const value = randomBytes(16).toString('hex');
+    const value = newLeaseToken();
     const { attempts } = await (this as unknown as RedlockInternals)._execute(
       this.scripts.acquireScript,
       resources,

@@ -1,0 +1,65 @@
+// Waiters listen on one subscriber connection per executor. When that connection drops,
+// ioredis resubscribes, and every waiter re-reads its key: messages sent meanwhile are gone.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { IdempotentExecutor } from '../../src/index.js';
+import { OwnRedisServer } from '../helpers/redis.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a waiter whose subscriber connection is killed', () => {
+  let server: OwnRedisServer;
+  let admin: Redis;
+  before(async () => {
+    server = await OwnRedisServer.start();
+    admin = new Redis(server.url);
+  });
+  after(async () => {
+    admin.disconnect();
+    await server.stop();
+  });
+
+  for (const [when, completeAfterKillMs] of [
+    ['after it resubscribed', 800],
+    ['while it reconnects', 0],
+  ] as const) {
+    it(`still gets the outcome published ${when}, within its wait bound`, async () => {
+      // Prepare: leases far longer than the wait bound, so only pub/sub or a re-read can help.
+      const ownerClient = new Redis(server.url);
+      const waiterClient = new Redis(server.url);
+      const options = { namespace: `reconnect-${completeAfterKillMs}`, leaseMs: 20_000 };
+      const owner = new IdempotentExecutor({ redis: ownerClient, ...options });
+      const waiter = new IdempotentExecutor({
+        redis: waiterClient,
+        ...options,
+        waitTimeoutMs: 5_000,
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const running = owner.run('order', async () => {
+        await gate;
+        return 'charged';
+      });
+      await sleep(100);
+      const waited = waiter.run('order', async () => 'waiter ran fn');
+      await sleep(200);
+
+      // Act: drop every pub/sub connection, then let the owner finish.
+      const killed = await admin.client('KILL', 'TYPE', 'pubsub');
+      await sleep(completeAfterKillMs);
+      release();
+
+      // Assess
+      assert.ok(Number(killed) >= 1, 'a subscriber connection was killed');
+      assert.equal(await running, 'charged');
+      assert.equal(await waited, 'charged');
+      await owner.close();
+      await waiter.close();
+      ownerClient.disconnect();
+      waiterClient.disconnect();
+    });
+  }
+});

@@ -48,7 +48,7 @@ describe('a waiter whose subscriber connection is killed', () => {
       await sleep(200);
 
       // Act: drop every pub/sub connection, then let the owner finish.
-      const killed = await admin.client('KILL', 'TYPE', 'pubsub');
+      const killed = await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
       await sleep(completeAfterKillMs);
       release();
 

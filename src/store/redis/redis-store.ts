@@ -1,6 +1,5 @@
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import Redlock, { ExecutionError, Lock, ResourceLockedError } from 'redlock';
-import { newLeaseToken } from '../lease-token.js';
+import type { Lock } from 'redlock';
 import {
   type EntryState,
   isLeaseToken,
@@ -13,7 +12,7 @@ import {
 import type { RedisClient } from './client.js';
 import { defineScript, type ScriptCaller } from './define-script.js';
 import { keySlot } from './key-slot.js';
-import { claimLua } from './scripts/claim.js';
+import { driftOf, LeaseClaimer } from './lease-claim.js';
 import { completeLua } from './scripts/complete.js';
 import { fenceLua } from './scripts/fence.js';
 import { forgetLua } from './scripts/forget.js';
@@ -43,7 +42,7 @@ export class RedisStore implements Store {
   private readonly subscriber: RedisClient;
   private readonly cluster: boolean;
   private readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
-  private readonly redlock: SingleClientRedlock;
+  private readonly claimer: LeaseClaimer;
   private readonly channels = new Map<string, ChannelEntry>();
   private subscriberReadyBefore = false;
 
@@ -108,11 +107,7 @@ export class RedisStore implements Store {
     this.subscriber.on('error', noop);
     this.subscriber.on('ready', () => this.onSubscriberReady());
 
-    this.redlock = new SingleClientRedlock(
-      [this.commands],
-      { retryCount: 0 },
-      { acquireScript: claimLua },
-    );
+    this.claimer = new LeaseClaimer(this.commands);
     this.completeScript = defineScript(this.commands, {
       name: 'complete',
       lua: completeLua,
@@ -126,13 +121,8 @@ export class RedisStore implements Store {
   }
 
   async claim(key: string, leaseMs: number): Promise<Lease | null> {
-    try {
-      return new RedisLease(this, key, await this.redlock.acquire([key], leaseMs));
-    } catch (err) {
-      const failure = await voteFailure(err);
-      if (failure === REFUSED) return null;
-      throw failure;
-    }
+    const lock = await this.claimer.claim(key, leaseMs);
+    return lock === null ? null : new RedisLease(this, key, lock);
   }
 
   async read(key: string): Promise<EntryState> {
@@ -300,64 +290,11 @@ class RedisLease implements Lease {
   }
 }
 
-/**
- * Redlock without its clean-up trip: `acquire()` follows a refused attempt with a release on
- * every server, to clear a partial lock left on a minority of a multi-server quorum. The store
- * locks through one client (one server, or the one Cluster node owning the key's slot), where
- * no minority exists, and every duplicate call would pay that extra round trip.
- */
-class SingleClientRedlock extends Redlock {
-  override async acquire(resources: string[], duration: number): Promise<Lock> {
-    const start = Date.now();
-    const value = newLeaseToken();
-    const { attempts } = await (this as unknown as RedlockInternals)._execute(
-      this.scripts.acquireScript,
-      resources,
-      [value, duration],
-      undefined,
-    );
-    return new Lock(this, resources, value, attempts, start + duration - driftOf(duration));
-  }
-}
-
-interface RedlockInternals {
-  _execute(
-    script: { value: string; hash: string },
-    keys: string[],
-    args: (string | number)[],
-    settings: undefined,
-  ): Promise<{ attempts: Lock['attempts'] }>;
-}
-
-const REFUSED = Symbol('refused');
-
-/**
- * Why redlock failed: {@link REFUSED} when the key is held (Redis answered "no"), otherwise
- * the error behind the failed vote (a connection error, a timeout), so callers see the cause.
- */
-async function voteFailure(err: unknown): Promise<typeof REFUSED | unknown> {
-  if (!(err instanceof ExecutionError) || err.attempts.length === 0) return err;
-  const stats = await err.attempts[err.attempts.length - 1];
-  if (stats === undefined) return err;
-  for (const reason of stats.votesAgainst.values()) {
-    if (!(reason instanceof ResourceLockedError)) return reason;
-  }
-  return stats.votesAgainst.size > 0 ? REFUSED : err;
-}
-
 function translate(err: unknown): never {
   if (err instanceof Error && err.message.startsWith('WRONGTYPE')) {
     throw new StoreDataError(err.message, { cause: err });
   }
   throw err;
-}
-
-/**
- * How much earlier than Redis a holder counts its lease as gone: redlock's default allowance for
- * clock drift (1 %) plus 2 ms for Redis's expiry precision.
- */
-function driftOf(leaseMs: number): number {
-  return Math.round(0.01 * leaseMs) + 2;
 }
 
 function channelOf(key: string): string {

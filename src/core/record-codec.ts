@@ -62,6 +62,13 @@ const UNDEFINED_MARKER = new ExtData(Ext.UNDEFINED, EMPTY);
 /** Where in a value an unencodable part sits, for error messages: `value.items[3].price`. */
 type Path = string;
 
+/** State of one walk over a value: the objects above the current one, and how to encode parts. */
+interface Walk {
+  readonly ancestors: Set<object>;
+  /** Encodes the contents of Maps, Sets and errors (sorting keys when making a fingerprint). */
+  readonly encoder: Encoder;
+}
+
 /**
  * Encodes and decodes records, pub/sub notices and fingerprints. One instance per executor:
  * it owns reusable msgpack encoder/decoder state and the error-class registry.
@@ -94,8 +101,8 @@ export class RecordCodec {
   encodeRecord(record: StoredRecord): Uint8Array {
     const { outcome } = record;
     const payload = outcome.ok
-      ? this.toWire(outcome.value, 'value', new Set())
-      : this.toWire(outcome.error, 'error', new Set());
+      ? this.toWire(outcome.value, 'value', this.walk())
+      : this.toWire(outcome.error, 'error', this.walk());
     const body = [
       outcome.ok ? 0 : 1,
       payload,
@@ -110,7 +117,7 @@ export class RecordCodec {
   encodeReleaseNotice(notice: ReleaseNotice): Uint8Array {
     const { outcome } = notice;
     if (outcome === null) return this.frame(RELEASE_TAG, [notice.fingerprint, null]);
-    const error = outcome.ok ? undefined : this.toWire(outcome.error, 'error', new Set());
+    const error = outcome.ok ? undefined : this.toWire(outcome.error, 'error', this.walk());
     return this.frame(RELEASE_TAG, [notice.fingerprint, [error]]);
   }
 
@@ -151,11 +158,17 @@ export class RecordCodec {
   fingerprint(fingerprint: unknown, key: string): Uint8Array {
     let bytes: Uint8Array;
     try {
-      bytes = this.canonicalEncoder.encode(this.toWire(fingerprint, 'fingerprint', new Set()));
+      // Nested containers are encoded with sorted keys too, so no part depends on key order.
+      const canonical = this.toWire(fingerprint, 'fingerprint', this.walk(this.canonicalEncoder));
+      bytes = this.canonicalEncoder.encode(canonical);
     } catch (err) {
       throw asSerializationError(err, key);
     }
     return createHash('sha256').update(bytes).digest().subarray(0, 16);
+  }
+
+  private walk(encoder = this.encoder): Walk {
+    return { ancestors: new Set(), encoder };
   }
 
   private frame(tag: number, body: unknown): Uint8Array {
@@ -183,11 +196,17 @@ export class RecordCodec {
    * `BigInt`, `Buffer` and errors become extension values; plain objects and arrays are
    * copied only when something inside them changed. Rejects what cannot round-trip.
    */
-  private toWire(value: unknown, path: Path, ancestors: Set<object>): unknown {
+  private toWire(value: unknown, path: Path, walk: Walk): unknown {
     switch (typeof value) {
       case 'undefined':
         return UNDEFINED_MARKER;
       case 'string':
+        if (!isWellFormed(value)) {
+          // msgpack writes long strings through TextEncoder, which replaces a lone surrogate:
+          // the replay would differ from what the first caller got.
+          throw new SerializationError(`Cannot store a string with a lone surrogate (at ${path})`);
+        }
+        return value;
       case 'number':
       case 'boolean':
         return value;
@@ -199,23 +218,23 @@ export class RecordCodec {
     }
     if (value === null || value instanceof Date) return value;
     const object = value as object;
-    if (ancestors.has(object)) {
+    if (walk.ancestors.has(object)) {
       throw new SerializationError(`Cannot store a circular structure (at ${path})`);
     }
-    ancestors.add(object);
+    walk.ancestors.add(object);
     try {
-      return this.objectToWire(object, path, ancestors);
+      return this.objectToWire(object, path, walk);
     } finally {
-      ancestors.delete(object);
+      walk.ancestors.delete(object);
     }
   }
 
-  private objectToWire(object: object, path: Path, ancestors: Set<object>): unknown {
+  private objectToWire(object: object, path: Path, walk: Walk): unknown {
     if (Array.isArray(object)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < object.length; i++) {
         const item: unknown = object[i];
-        const wire = this.toWire(item, `${path}[${i}]`, ancestors);
+        const wire = this.toWire(item, `${path}[${i}]`, walk);
         if (wire !== item) {
           copy ??= object.slice();
           copy[i] = wire;
@@ -235,27 +254,32 @@ export class RecordCodec {
       let i = 0;
       for (const [k, v] of object) {
         entries.push([
-          this.toWire(k, `${path}<key ${i}>`, ancestors),
-          this.toWire(v, `${path}<value ${i}>`, ancestors),
+          this.toWire(k, `${path}<key ${i}>`, walk),
+          this.toWire(v, `${path}<value ${i}>`, walk),
         ]);
         i++;
       }
-      return new ExtData(Ext.MAP, this.encoder.encode(entries));
+      return new ExtData(Ext.MAP, walk.encoder.encode(entries));
     }
     if (object instanceof Set) {
       const items: unknown[] = [];
       let i = 0;
-      for (const item of object) items.push(this.toWire(item, `${path}<item ${i++}>`, ancestors));
-      return new ExtData(Ext.SET, this.encoder.encode(items));
+      for (const item of object) items.push(this.toWire(item, `${path}<item ${i++}>`, walk));
+      return new ExtData(Ext.SET, walk.encoder.encode(items));
     }
-    if (object instanceof Error) return this.errorToWire(object, path, ancestors);
+    if (object instanceof Error) return this.errorToWire(object, path, walk);
     let copy: Record<string, unknown> | undefined;
     for (const name of Object.keys(object)) {
       if (name === '__proto__') {
         throw new SerializationError(`Cannot store an own property named __proto__ (at ${path})`);
       }
+      if (!isWellFormed(name)) {
+        throw new SerializationError(
+          `Cannot store a property name with a lone surrogate (at ${path})`,
+        );
+      }
       const item: unknown = (object as Record<string, unknown>)[name];
-      const wire = this.toWire(item, `${path}.${name}`, ancestors);
+      const wire = this.toWire(item, `${path}.${name}`, walk);
       if (wire !== item) {
         copy ??= { ...object };
         copy[name] = wire;
@@ -264,7 +288,7 @@ export class RecordCodec {
     return copy ?? object;
   }
 
-  private errorToWire(error: Error, path: Path, ancestors: Set<object>): ExtData {
+  private errorToWire(error: Error, path: Path, walk: Walk): ExtData {
     const registered = this.registry.get(error.constructor.name) === error.constructor;
     const props: Record<string, unknown> = {};
     for (const name of Object.keys(error)) {
@@ -275,7 +299,7 @@ export class RecordCodec {
       props[name] = this.toWire(
         (error as unknown as Record<string, unknown>)[name],
         `${path}.${name}`,
-        ancestors,
+        walk,
       );
     }
     const code: unknown = (error as { code?: unknown }).code;
@@ -286,10 +310,10 @@ export class RecordCodec {
       String(error.name),
       String(error.message),
       props,
-      hasCode ? this.toWire(code, `${path}.code`, ancestors) : UNDEFINED_MARKER,
-      hasCause ? [this.toWire(error.cause, `${path}.cause`, ancestors)] : null,
+      hasCode ? this.toWire(code, `${path}.code`, walk) : UNDEFINED_MARKER,
+      hasCause ? [this.toWire(error.cause, `${path}.cause`, walk)] : null,
     ];
-    return new ExtData(Ext.ERROR, this.encoder.encode(wire));
+    return new ExtData(Ext.ERROR, walk.encoder.encode(wire));
   }
 
   private decodeExt(type: number, data: Uint8Array): unknown {
@@ -378,6 +402,9 @@ function parseNotice(body: unknown): ReleaseNotice {
   if (!Array.isArray(carried) || carried.length !== 1) throw new Error('malformed notice');
   return { fingerprint, outcome: { ok: false, error: carried[0] } };
 }
+
+const isWellFormed = (text: string): boolean =>
+  (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 function isFingerprint(value: unknown): value is Uint8Array | null {
   return value === null || (value instanceof Uint8Array && value.byteLength === 16);

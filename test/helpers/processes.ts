@@ -36,19 +36,20 @@ export class Worker {
     const ready = this.lines.shift();
     if (ready !== undefined) return Promise.resolve(ready as T);
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `worker ${this.child.pid} printed nothing for ${timeoutMs} ms; stderr: ${this.stderr}`,
-            ),
-          ),
-        timeoutMs,
-      );
-      this.waiters.push((line) => {
+      const waiter = (line: unknown) => {
         clearTimeout(timer);
         resolve(line as T);
-      });
+      };
+      const timer = setTimeout(() => {
+        // Leave no stale waiter behind: it would swallow the next line.
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(
+          new Error(
+            `worker ${this.child.pid} printed nothing for ${timeoutMs} ms; stderr: ${this.stderr}`,
+          ),
+        );
+      }, timeoutMs);
+      this.waiters.push(waiter);
     });
   }
 

@@ -1,0 +1,148 @@
+import {
+  type IdempotentExecutor,
+  InvalidOptionError,
+  type RunContext,
+  type RunOptions,
+} from '../../index.js';
+import { CancellableContext, runGuarded } from './guarded-run.js';
+import {
+  assertExecutor,
+  assertOptionsObject,
+  assertScope,
+  functionOption,
+  type JobRunSettings,
+  resolveRunSettings,
+} from './options.js';
+import { scopedKey } from './scoped-key.js';
+
+/**
+ * The parts of a BullMQ `Job` the processor reads; every BullMQ `Job` has them. Declared here
+ * rather than imported, so this module's types load without `bullmq` installed.
+ */
+export interface ProcessedJob {
+  /** The job id; BullMQ always sets it on the jobs a worker processes. */
+  readonly id?: string | undefined;
+  /** `<prefix>:<queue name>`, e.g. `bull:orders`. */
+  readonly queueQualifiedName: string;
+}
+
+/** What the work of a job receives, besides the job. */
+export interface JobRunContext extends RunContext {
+  /**
+   * Aborted when the lease is lost (this execution's result will not be stored) or when BullMQ
+   * cancels the job (`worker.cancelJob()`, `worker.cancelAllJobs()`), with that cause as reason.
+   * Stop side effects that are not done yet.
+   */
+  readonly signal: AbortSignal;
+  /** BullMQ's lock token of this job, for calls such as `job.moveToDelayed(timestamp, token)`. */
+  readonly token: string | undefined;
+}
+
+/** The function a BullMQ worker calls, plus the executor key it uses for a job. */
+export interface IdempotentProcessor<JobType extends ProcessedJob, ResultType> {
+  (job: JobType, token?: string, signal?: AbortSignal): Promise<ResultType>;
+  /**
+   * The executor key of `job`, for `executor.inspect()` and `executor.forget()` (forget it to
+   * have the next run of the job do the work again).
+   */
+  keyOf(job: JobType): string;
+}
+
+/** Options of {@link idempotentProcessor}. */
+export interface IdempotentProcessorOptions<JobType extends ProcessedJob> extends JobRunSettings {
+  /**
+   * Where the job keys are unique; every executor key is `<scope>:<job key>`. Give the same
+   * scope to queues whose jobs must share results (a queue renamed, a prefix changed).
+   * @defaultValue the job's `queueQualifiedName` (`<prefix>:<queue name>`, e.g. `bull:orders`)
+   */
+  readonly scope?: string;
+  /**
+   * The job's key, e.g. a business key from its data (`(job) => job.data.orderId`): jobs enqueued
+   * twice under different job ids but with one business key then run the work once.
+   * @defaultValue `(job) => job.id`
+   */
+  readonly key?: (job: JobType) => string;
+  /**
+   * A JSON-like value describing the job (its data, say). A job whose key already has a result
+   * made with another fingerprint fails with `IDEMPOTENCY_KEY_REUSED` instead of replaying it.
+   * @defaultValue none: not checked
+   */
+  readonly fingerprint?: (job: JobType) => unknown;
+}
+
+/**
+ * Wraps `work` into a BullMQ processor that runs it at most once per job key across every
+ * worker sharing the executor's Redis. A job that already succeeded and runs again (stalled
+ * after the work, retried by hand, enqueued twice under one business key) completes with the
+ * stored result, without running the work. Errors are not cached by default, so `attempts`
+ * really retry. The lease is renewed for as long as the work runs; losing it aborts `ctx.signal`.
+ *
+ * For in-process processors only (not sandboxed processor files).
+ *
+ * @example
+ * ```ts
+ * const worker = new Worker<Order, Receipt>(
+ *   'orders',
+ *   idempotentProcessor(executor, async (job, ctx) => charge(job.data, ctx.signal), {
+ *     key: (job) => job.data.orderId,
+ *   }),
+ *   { connection },
+ * );
+ * ```
+ */
+export function idempotentProcessor<JobType extends ProcessedJob, ResultType>(
+  executor: IdempotentExecutor,
+  work: (job: JobType, ctx: JobRunContext) => ResultType | PromiseLike<ResultType>,
+  options: IdempotentProcessorOptions<JobType> = NO_OPTIONS,
+): IdempotentProcessor<JobType, ResultType> {
+  assertExecutor(executor);
+  if (typeof work !== 'function') throw new InvalidOptionError('work', 'a function', work);
+  assertOptionsObject(options);
+  if (options.scope !== undefined) assertScope(options.scope);
+  const { scope, fingerprint: fingerprintOf } = options;
+  const keyOfJob = functionOption('key', options.key, jobIdOf);
+  if (fingerprintOf !== undefined && typeof fingerprintOf !== 'function') {
+    throw new InvalidOptionError('fingerprint', 'a function', fingerprintOf);
+  }
+  const settings: RunOptions = resolveRunSettings(options);
+
+  const keyOf = (job: JobType): string =>
+    scopedKey(scope ?? job.queueQualifiedName, keyOfJob(job), 'the job key');
+
+  // Three declared parameters: BullMQ passes the job's AbortSignal only to a processor whose
+  // `length` is at least 3.
+  const processor = async (
+    job: JobType,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<ResultType> =>
+    runGuarded(
+      executor,
+      {
+        key: keyOf(job),
+        settings,
+        fingerprint: fingerprintOf?.(job),
+        cancel: signal,
+      },
+      (ctx, cancel) => new JobContext(ctx, cancel, token),
+      (ctx) => work(job, ctx),
+    );
+  return Object.assign(processor, { keyOf });
+}
+
+class JobContext extends CancellableContext implements JobRunContext {
+  constructor(
+    inner: RunContext,
+    cancel: AbortSignal | undefined,
+    readonly token: string | undefined,
+  ) {
+    super(inner, cancel);
+  }
+}
+
+function jobIdOf(job: ProcessedJob): string {
+  // scopedKey rejects a missing id with IDEMPOTENCY_INVALID_KEY.
+  return job.id as string;
+}
+
+const NO_OPTIONS = Object.freeze({});

@@ -1,0 +1,169 @@
+// MessageGuard with a real RabbitMQ queue: a message redelivered after its consumer died between
+// the work and the ack, or published twice under one message id, is processed once; a message
+// whose work failed and that is requeued runs the work again.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import {
+  type Channel,
+  type ChannelModel,
+  type ConsumeMessage,
+  connect as connectAmqp,
+} from 'amqplib';
+import type { Redis } from 'ioredis';
+import { MessageGuard } from '../../../src/adapters/jobs/index.js';
+import { IdempotentExecutor } from '../../../src/index.js';
+import { startWorker, type Worker } from '../../helpers/processes.js';
+import {
+  connect,
+  deleteNamespace,
+  REDIS_URL,
+  uniqueNamespace,
+  waitUntil,
+} from '../../helpers/redis.js';
+import { executions } from '../support.js';
+import { AMQP_URL, SETTLE_TIMEOUT_MS } from './support.js';
+import type { ConsumerConfig, ConsumerResult } from './workers/rabbitmq-consumer.js';
+
+const consumerScript = new URL('./workers/rabbitmq-consumer.ts', import.meta.url);
+
+interface ConsumerLine {
+  readonly ran: boolean;
+  readonly redelivered: boolean;
+  readonly result: ConsumerResult;
+}
+
+describe('MessageGuard with RabbitMQ', () => {
+  let redis: Redis;
+  let namespace: string;
+  let amqp: ChannelModel;
+  let channel: Channel;
+  let queueName: string;
+  let consumers: Worker[];
+  let executors: IdempotentExecutor[];
+
+  const startConsumer = async (mode: ConsumerConfig['mode']) => {
+    const config: ConsumerConfig = {
+      amqpUrl: AMQP_URL,
+      redisUrl: REDIS_URL,
+      namespace,
+      queue: queueName,
+      counterKey: `${namespace}:side-effects`,
+      mode,
+    };
+    const consumer = startWorker(consumerScript, [JSON.stringify(config)]);
+    consumers.push(consumer);
+    await consumer.until('ready', SETTLE_TIMEOUT_MS);
+    return consumer;
+  };
+  const killed = async (consumer: Worker) => {
+    consumer.kill('SIGKILL');
+    await consumer.exited;
+  };
+  const publish = (messageId: string, body: unknown) =>
+    channel.sendToQueue(queueName, Buffer.from(JSON.stringify(body)), { messageId });
+  const guard = () => {
+    const executor = new IdempotentExecutor({ redis, namespace });
+    executors.push(executor);
+    return new MessageGuard(executor, { scope: queueName });
+  };
+
+  beforeEach(async () => {
+    redis = connect();
+    namespace = uniqueNamespace('jobs');
+    queueName = uniqueNamespace('orders');
+    consumers = [];
+    executors = [];
+    amqp = await connectAmqp(AMQP_URL);
+    channel = await amqp.createChannel();
+    await channel.assertQueue(queueName, { durable: false });
+  });
+  afterEach(async () => {
+    for (const consumer of consumers) consumer.kill('SIGKILL');
+    await Promise.all(consumers.map((consumer) => consumer.exited));
+    await channel.deleteQueue(queueName);
+    await amqp.close();
+    await Promise.all(executors.map((executor) => executor.close()));
+    await deleteNamespace(redis, namespace);
+    await redis.quit();
+  });
+
+  it('acknowledges a message redelivered after its consumer died between the work and the ack, without running the work again', async () => {
+    // Prepare: the first consumer does the work and dies before acknowledging.
+    publish('order-1', { orderId: 'o-1', amount: 1_200 });
+    const first = await startConsumer('die-before-ack');
+    const worked = await first.until<ConsumerLine>('processed', SETTLE_TIMEOUT_MS);
+
+    // Act: RabbitMQ requeues the unacknowledged message and delivers it to a second consumer.
+    await killed(first);
+    const second = await startConsumer('ack');
+    const acked = await second.until<ConsumerLine>('acked', SETTLE_TIMEOUT_MS);
+    await killed(second);
+
+    // Assess
+    assert.equal(await executions(redis, `${namespace}:side-effects`), 1);
+    assert.deepEqual([worked.ran, worked.redelivered], [true, false]);
+    assert.deepEqual([acked.ran, acked.redelivered], [false, true]);
+    assert.deepEqual(acked.result, worked.result);
+    assert.equal(acked.result.pid, first.child.pid);
+    // Acknowledged for good: nothing came back to the queue when the second consumer died.
+    assert.equal((await channel.checkQueue(queueName)).messageCount, 0);
+  });
+
+  it('runs the work once for a message published twice under one message id, and acknowledges both', async () => {
+    // Prepare
+    const messageGuard = guard();
+    let runs = 0;
+    const acked: unknown[] = [];
+    await channel.prefetch(2);
+    await channel.consume(queueName, async (message: ConsumerMessage) => {
+      if (message === null) return;
+      const result = await messageGuard.run(message.properties.messageId as string, async () => {
+        runs += 1;
+        return { chargeId: `ch_${runs}` };
+      });
+      channel.ack(message);
+      acked.push(result);
+    });
+
+    // Act
+    publish('order-2', { orderId: 'o-2' });
+    publish('order-2', { orderId: 'o-2' });
+    await waitUntil(() => acked.length === 2, SETTLE_TIMEOUT_MS);
+
+    // Assess
+    assert.equal(runs, 1);
+    assert.deepEqual(acked, [{ chargeId: 'ch_1' }, { chargeId: 'ch_1' }]);
+  });
+
+  it('runs the work again for a message requeued after its work threw: errors are not cached by default', async () => {
+    // Prepare
+    const messageGuard = guard();
+    let runs = 0;
+    const outcomes: string[] = [];
+    await channel.consume(queueName, async (message: ConsumerMessage) => {
+      if (message === null) return;
+      try {
+        await messageGuard.run(message.properties.messageId as string, async () => {
+          runs += 1;
+          if (runs === 1) throw new Error('warehouse unavailable');
+          return 'reserved';
+        });
+        channel.ack(message);
+        outcomes.push(`acked${message.fields.redelivered ? ' redelivered' : ''}`);
+      } catch (error) {
+        channel.nack(message, false, true);
+        outcomes.push(`nacked: ${(error as Error).message}`);
+      }
+    });
+
+    // Act
+    publish('order-3', { orderId: 'o-3' });
+    await waitUntil(() => outcomes.length === 2, SETTLE_TIMEOUT_MS);
+
+    // Assess
+    assert.equal(runs, 2);
+    assert.deepEqual(outcomes, ['nacked: warehouse unavailable', 'acked redelivered']);
+  });
+});
+
+type ConsumerMessage = ConsumeMessage | null;

@@ -1,0 +1,78 @@
+// A BullMQ worker in its own OS process, running jobs through idempotentProcessor. It prints JSON
+// lines: `ready`, then per job `work-started` (the work began), `work-stored` (the executor
+// stored the work's result) and `completed` (BullMQ marked the job completed).
+//
+// Modes, to let a test kill it at a chosen point:
+//   normal           runs jobs to completion
+//   hang-after-work  stores the work's result, then never returns to BullMQ (the job stays active)
+//   hang-in-work     starts the work, then never finishes it (the lease stays held while alive)
+import { randomUUID } from 'node:crypto';
+import { type Job, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { idempotentProcessor } from '../../../../src/adapters/jobs/index.js';
+import { IdempotentExecutor } from '../../../../src/index.js';
+
+export interface BullWorkerConfig {
+  readonly redisUrl: string;
+  readonly namespace: string;
+  readonly prefix: string;
+  readonly queueName: string;
+  readonly counterKey: string;
+  readonly mode: 'normal' | 'hang-after-work' | 'hang-in-work';
+  readonly lockDuration: number;
+  readonly stalledInterval: number;
+  readonly leaseMs: number;
+}
+
+export interface WorkResult {
+  readonly pid: number;
+  readonly nonce: string;
+  readonly orderId: string;
+  readonly fencingToken: number;
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as BullWorkerConfig;
+const print = (line: object) =>
+  process.stdout.write(`${JSON.stringify({ pid: process.pid, ...line })}\n`);
+const never = () => new Promise<never>(() => {});
+
+const redis = new Redis(config.redisUrl);
+const executor = new IdempotentExecutor({ redis, namespace: config.namespace });
+
+const guarded = idempotentProcessor(
+  executor,
+  async (job: Job<{ orderId: string }>, ctx): Promise<WorkResult> => {
+    // The side effect, counted across processes.
+    await redis.incr(config.counterKey);
+    print({ event: 'work-started', jobId: job.id });
+    if (config.mode === 'hang-in-work') return never();
+    return {
+      pid: process.pid,
+      nonce: randomUUID(),
+      orderId: job.data.orderId,
+      fencingToken: await ctx.fencingToken(),
+    };
+  },
+  { leaseMs: config.leaseMs },
+);
+
+const worker = new Worker<{ orderId: string }, WorkResult>(
+  config.queueName,
+  async (job, token, signal) => {
+    const result = await guarded(job, token, signal);
+    print({ event: 'work-stored', jobId: job.id, result });
+    if (config.mode === 'hang-after-work') return never();
+    return result;
+  },
+  {
+    connection: { url: config.redisUrl },
+    prefix: config.prefix,
+    lockDuration: config.lockDuration,
+    stalledInterval: config.stalledInterval,
+    drainDelay: 1,
+  },
+);
+worker.on('completed', (job, result) => print({ event: 'completed', jobId: job.id, result }));
+worker.on('error', (error) => print({ event: 'error', message: error.message }));
+await worker.waitUntilReady();
+print({ event: 'ready' });

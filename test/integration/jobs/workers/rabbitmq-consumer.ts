@@ -1,0 +1,66 @@
+// A RabbitMQ consumer in its own OS process, processing each message through a MessageGuard keyed
+// by the message id. It prints JSON lines: `ready`, then per message `processed` (the guard
+// returned: the work ran here, or its stored result was replayed) and `acked` or `nacked`.
+//
+// Modes, to let a test kill it at a chosen point:
+//   ack             acknowledges each message once the guard returned
+//   die-before-ack  never acknowledges: the test kills it between the work and the ack
+import { randomUUID } from 'node:crypto';
+import { connect } from 'amqplib';
+import { Redis } from 'ioredis';
+import { MessageGuard } from '../../../../src/adapters/jobs/index.js';
+import { IdempotentExecutor } from '../../../../src/index.js';
+
+export interface ConsumerConfig {
+  readonly amqpUrl: string;
+  readonly redisUrl: string;
+  readonly namespace: string;
+  readonly queue: string;
+  readonly counterKey: string;
+  readonly mode: 'ack' | 'die-before-ack';
+}
+
+export interface ConsumerResult {
+  readonly pid: number;
+  readonly nonce: string;
+  readonly body: unknown;
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as ConsumerConfig;
+const print = (line: object) =>
+  process.stdout.write(`${JSON.stringify({ pid: process.pid, ...line })}\n`);
+
+const redis = new Redis(config.redisUrl);
+const executor = new IdempotentExecutor({ redis, namespace: config.namespace });
+const guard = new MessageGuard(executor, { scope: config.queue });
+
+const connection = await connect(config.amqpUrl);
+const channel = await connection.createChannel();
+await channel.prefetch(1);
+await channel.consume(config.queue, async (message) => {
+  if (message === null) return;
+  let ran = false;
+  try {
+    const result = await guard.run(message.properties.messageId as string, async () => {
+      ran = true;
+      // The side effect, counted across processes.
+      await redis.incr(config.counterKey);
+      return {
+        pid: process.pid,
+        nonce: randomUUID(),
+        body: JSON.parse(message.content.toString()) as unknown,
+      } satisfies ConsumerResult;
+    });
+    print({ event: 'processed', ran, redelivered: message.fields.redelivered, result });
+    if (config.mode === 'die-before-ack') return;
+    channel.ack(message);
+    // basic.ack has no reply: a round trip on the same channel (frames are handled in order)
+    // makes sure RabbitMQ has it before the line tells the test it may kill this process.
+    await channel.checkQueue(config.queue);
+    print({ event: 'acked', ran, redelivered: message.fields.redelivered, result });
+  } catch (error) {
+    channel.nack(message, false, true);
+    print({ event: 'nacked', message: error instanceof Error ? error.message : String(error) });
+  }
+});
+print({ event: 'ready' });

@@ -9,23 +9,26 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const requireFromRoot = createRequire(`${root}package.json`);
+const SUBPATHS = ['idempotent-executor', 'idempotent-executor/jobs'];
 
 describe('dist', () => {
   it('is built (npm install runs the build; otherwise run npm run build)', () => {
     assert.ok(existsSync(`${root}dist/esm/index.js`) && existsSync(`${root}dist/cjs/index.js`));
   });
 
-  it('loads through require and import with the same API', async () => {
-    const required = requireFromRoot('idempotent-executor') as Record<string, unknown>;
-    const imported = (await import('idempotent-executor')) as Record<string, unknown>;
-    assert.equal(typeof required.IdempotentExecutor, 'function');
-    assert.deepEqual(
-      Object.keys(required).sort(),
-      Object.keys(imported)
-        .filter((k) => k !== 'default')
-        .sort(),
-    );
-  });
+  for (const entry of SUBPATHS) {
+    it(`loads ${entry} through require and import with the same API`, async () => {
+      const required = requireFromRoot(entry) as Record<string, unknown>;
+      const imported = (await import(entry)) as Record<string, unknown>;
+      assert.ok(Object.keys(required).length > 0);
+      assert.deepEqual(
+        Object.keys(required).sort(),
+        Object.keys(imported)
+          .filter((name) => name !== 'default')
+          .sort(),
+      );
+    });
+  }
 
   it('type-checks in a strict NodeNext project (ESM and CJS files) without skipLibCheck', () => {
     const tsc = requireFromRoot.resolve('typescript/bin/tsc');

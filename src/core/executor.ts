@@ -307,7 +307,8 @@ export class IdempotentExecutor {
     settings: CallSettings,
   ): Promise<Settled> {
     const { key } = flight;
-    const waitStarted = Date.now();
+    /** When this flight first found another execution running; 0 while it has not waited. */
+    let waitStarted = 0;
     let subscription: Subscription | undefined;
     const inbox = new Inbox();
     try {
@@ -337,6 +338,7 @@ export class IdempotentExecutor {
 
         let state = await this.storeCall(key, () => this.store.read(recordKey));
         if (state.state === 'running' && subscription === undefined) {
+          waitStarted = Date.now();
           flight.setPhase('waiting');
           if (flight.abandoned) return ABANDONED;
           subscription = await this.storeCall(key, () => this.store.subscribe(recordKey, inbox));
@@ -501,7 +503,11 @@ export class IdempotentExecutor {
   }
 
   private replayed(key: string, record: StoredRecord, waitStarted: number): Settled {
-    this.emit({ type: 'replayed', key, waitedMs: Date.now() - waitStarted });
+    this.emit({
+      type: 'replayed',
+      key,
+      waitedMs: waitStarted === 0 ? 0 : Date.now() - waitStarted,
+    });
     return { kind: 'outcome', outcome: record.outcome, fingerprint: record.fingerprint };
   }
 

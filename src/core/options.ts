@@ -105,7 +105,12 @@ export type ExecutorEvent =
       readonly cached: boolean;
       readonly durationMs: number;
     }
-  | { readonly type: 'replayed'; readonly key: string; readonly waitedMs: number }
+  | {
+      readonly type: 'replayed';
+      readonly key: string;
+      /** How long the caller waited for another execution to finish; 0 when it had finished. */
+      readonly waitedMs: number;
+    }
   | { readonly type: 'joined'; readonly key: string }
   | { readonly type: 'lease-lost'; readonly key: string }
   | { readonly type: 'store-failed'; readonly key: string; readonly error: unknown }

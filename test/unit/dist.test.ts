@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const requireFromRoot = createRequire(`${root}package.json`);
-const SUBPATHS = ['idempotent-executor', 'idempotent-executor/jobs'];
+const SUBPATHS = ['idempotent-executor', 'idempotent-executor/jobs', 'idempotent-executor/payments'];
 
 describe('dist', () => {
   it('is built (npm install runs the build; otherwise run npm run build)', () => {

@@ -9,7 +9,12 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const requireFromRoot = createRequire(`${root}package.json`);
-const SUBPATHS = ['idempotent-executor', 'idempotent-executor/jobs', 'idempotent-executor/payments'];
+const SUBPATHS = [
+  'idempotent-executor',
+  'idempotent-executor/jobs',
+  'idempotent-executor/payments',
+  'idempotent-executor/webhooks',
+];
 
 describe('dist', () => {
   it('is built (npm install runs the build; otherwise run npm run build)', () => {

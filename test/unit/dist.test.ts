@@ -14,6 +14,7 @@ const SUBPATHS = [
   'idempotent-executor/jobs',
   'idempotent-executor/payments',
   'idempotent-executor/webhooks',
+  'idempotent-executor/http',
 ];
 
 describe('dist', () => {

@@ -47,59 +47,81 @@ export function idempotencyMiddleware(
       },
       body: req.body,
     };
-    let ranHere = false;
+    let capture: Capture | undefined;
     http
       .handle(request, () => {
-        ranHere = true;
-        const captured = capture(res, http);
+        capture = new Capture(res, http);
         next();
-        return captured;
+        return capture.response;
       })
       .then(
         (decision) => {
-          if (decision.kind === 'pass') next();
-          // The chain already answered this client; the executor only kept a copy.
-          else if (!ranHere) send(res, decision.response, decision.replayed);
+          if (capture !== undefined) capture.finish();
+          else if (decision.kind === 'pass') next();
+          else send(res, decision.response, decision.replayed);
         },
         (error: unknown) => {
-          if (!ranHere) next(error);
+          if (capture !== undefined) capture.finish();
+          else next(error);
         },
       );
   };
 }
 
-/** Copies what the chain sends on `res` while letting it through untouched. */
-function capture(res: ServerResponse, http: HttpIdempotency): Promise<StoredResponse> {
-  const chunks: Buffer[] = [];
-  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
-  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
-  const keep = (chunk: unknown, encoding: unknown) => {
-    if (typeof chunk === 'string')
-      chunks.push(
+/**
+ * Copies what the chain sends on `res` while letting it through. Only the final `end` is held
+ * back until the executor has stored the response (or freed the key): a client that retries
+ * the moment it has its answer then finds the key settled, never still running.
+ */
+class Capture {
+  readonly response: Promise<StoredResponse>;
+  private readonly chunks: Buffer[] = [];
+  private heldEnd: (() => void) | undefined;
+  private finished = false;
+
+  constructor(res: ServerResponse, http: HttpIdempotency) {
+    const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    this.response = new Promise((resolve, reject) => {
+      (res as { write: unknown }).write = (chunk: unknown, ...rest: unknown[]) => {
+        this.keep(chunk, rest[0]);
+        return write(chunk, ...rest);
+      };
+      (res as { end: unknown }).end = (chunk?: unknown, ...rest: unknown[]) => {
+        if (typeof chunk !== 'function') this.keep(chunk, rest[0]);
+        this.heldEnd = () => end(chunk, ...rest);
+        if (this.finished) this.finish();
+        resolve({
+          status: res.statusCode,
+          headers: http.storedHeaders(Object.entries(res.getHeaders())),
+          body: Buffer.concat(this.chunks),
+        });
+        return res;
+      };
+      res.once('close', () => {
+        if (!res.writableEnded)
+          reject(new Error('The connection closed before the response was complete'));
+      });
+    });
+  }
+
+  /** Lets the held `end` through (now, or as soon as the chain calls it). */
+  finish(): void {
+    this.finished = true;
+    const end = this.heldEnd;
+    this.heldEnd = undefined;
+    end?.();
+  }
+
+  private keep(chunk: unknown, encoding: unknown): void {
+    if (typeof chunk === 'string') {
+      this.chunks.push(
         Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'),
       );
-    else if (chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk));
-  };
-  return new Promise((resolve, reject) => {
-    (res as { write: unknown }).write = (chunk: unknown, ...rest: unknown[]) => {
-      keep(chunk, rest[0]);
-      return write(chunk, ...rest);
-    };
-    (res as { end: unknown }).end = (chunk?: unknown, ...rest: unknown[]) => {
-      if (typeof chunk !== 'function') keep(chunk, rest[0]);
-      const result = end(chunk, ...rest);
-      resolve({
-        status: res.statusCode,
-        headers: http.storedHeaders(Object.entries(res.getHeaders())),
-        body: Buffer.concat(chunks),
-      });
-      return result;
-    };
-    res.once('close', () => {
-      if (!res.writableEnded)
-        reject(new Error('The connection closed before the response was complete'));
-    });
-  });
+    } else if (chunk instanceof Uint8Array) {
+      this.chunks.push(Buffer.from(chunk));
+    }
+  }
 }
 
 function send(res: ServerResponse, stored: StoredResponse, replayed: boolean): void {

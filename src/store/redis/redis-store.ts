@@ -1,4 +1,4 @@
-import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Lock } from 'redlock';
 import {
   type EntryState,
@@ -10,6 +10,8 @@ import {
   type Subscription,
 } from '../store.js';
 import type { RedisClient } from './client.js';
+import { clusterOperation } from './cluster-operation.js';
+import { ClusterSubscriber } from './cluster-subscriber.js';
 import { defineScript, type ScriptCaller } from './define-script.js';
 import { keySlot } from './key-slot.js';
 import { driftOf, LeaseClaimer } from './lease-claim.js';
@@ -32,15 +34,25 @@ export interface RedisStoreOptions {
  * The Redis store: one key per idempotency key (lease token, then record), a fence counter and
  * a pub/sub channel beside it in the same hash slot.
  *
- * It opens two connections of its own from the user's client with `duplicate()`: one for
- * commands (auto-pipelined, RESP2, every command bounded by `commandTimeoutMs`) and one for
+ * It opens connections of its own from the user's client with `duplicate()`: one for commands
+ * (auto-pipelined, RESP2, every command bounded by `commandTimeoutMs`) and one for
  * subscriptions. So a default-configured client handed in by a user still fails fast when Redis
  * is down instead of queueing commands for minutes, and the user's own connection is untouched.
+ *
+ * On a Redis Cluster the command connection is a duplicate of the user's `Cluster`, every
+ * operation is bounded as a whole (the cluster client queues and retries around failovers on
+ * its own), and subscriptions are sharded: {@link ClusterSubscriber} keeps one connection per
+ * master and moves each channel with its slot.
  */
 export class RedisStore implements Store {
   private readonly commands: RedisClient;
-  private readonly subscriber: RedisClient;
+  /** The subscriber connection on one server; undefined on a cluster. */
+  private readonly subscriber: Redis | undefined;
+  /** Sharded subscriptions on a cluster; undefined on one server. */
+  private readonly shards: ClusterSubscriber | undefined;
   private readonly cluster: boolean;
+  /** Bound on a whole store operation on a cluster, ms (see `clusterOperation`). */
+  private readonly operationTimeoutMs: number;
   private readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
   private readonly claimer: LeaseClaimer;
   private readonly channels = new Map<string, ChannelEntry>();
@@ -68,6 +80,7 @@ export class RedisStore implements Store {
   constructor(options: RedisStoreOptions) {
     const { redis, commandTimeoutMs } = options;
     this.cluster = 'isCluster' in redis && redis.isCluster === true;
+    this.operationTimeoutMs = commandTimeoutMs;
     this.publishCommand = this.cluster ? 'SPUBLISH' : 'PUBLISH';
     const connectionOptions: RedisOptions = {
       commandTimeout: commandTimeoutMs,
@@ -79,17 +92,19 @@ export class RedisStore implements Store {
     if (this.cluster) {
       const cluster = redis as Cluster;
       const { enableOfflineQueue: _queue, ...nodeOptions } = connectionOptions;
-      const clusterOptions = (overrides: Partial<ClusterOptions>) =>
-        ({
-          ...cluster.options,
-          ...overrides,
-          redisOptions: { ...cluster.options.redisOptions, ...nodeOptions, protocol: 2 },
-        }) as Parameters<Cluster['duplicate']>[1];
-      this.commands = cluster.duplicate(undefined, clusterOptions({ enableAutoPipelining: true }));
-      this.subscriber = cluster.duplicate(undefined, clusterOptions({ shardedSubscribers: true }));
-      this.subscriber.on('smessageBuffer', (channel: Buffer, message: Buffer) =>
-        this.dispatch(channel, message),
-      );
+      const commands = cluster.duplicate(undefined, {
+        ...cluster.options,
+        enableAutoPipelining: true,
+        // Sharded pub/sub is the store's own (ClusterSubscriber), never this connection's.
+        shardedSubscribers: false,
+        redisOptions: { ...cluster.options.redisOptions, ...nodeOptions, protocol: 2 },
+      } as Parameters<Cluster['duplicate']>[1]);
+      this.commands = commands;
+      this.subscriber = undefined;
+      this.shards = new ClusterSubscriber(commands, connectionOptions, {
+        message: (channel, message) => this.dispatch(channel, message),
+        resync: (channel) => this.resync(channel),
+      });
     } else {
       const single = redis as Redis;
       this.commands = single.duplicate({
@@ -97,15 +112,17 @@ export class RedisStore implements Store {
         enableAutoPipelining: true,
         protocol: 2,
       });
-      this.subscriber = single.duplicate({ ...connectionOptions, protocol: 2 });
-      this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) =>
-        this.dispatch(channel, message),
+      const subscriber = single.duplicate({ ...connectionOptions, protocol: 2 });
+      subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) =>
+        this.dispatch(channel.toString(), message),
       );
+      subscriber.on('error', noop);
+      subscriber.on('ready', () => this.onSubscriberReady());
+      this.subscriber = subscriber;
+      this.shards = undefined;
     }
     // Errors surface as rejected commands; without a listener ioredis would log each one.
     this.commands.on('error', noop);
-    this.subscriber.on('error', noop);
-    this.subscriber.on('ready', () => this.onSubscriberReady());
 
     this.claimer = new LeaseClaimer(this.commands);
     this.completeScript = defineScript(this.commands, {
@@ -121,12 +138,12 @@ export class RedisStore implements Store {
   }
 
   async claim(key: string, leaseMs: number): Promise<Lease | null> {
-    const lock = await this.claimer.claim(key, leaseMs);
+    const lock = await this.bounded('claim', () => this.claimer.claim(key, leaseMs));
     return lock === null ? null : new RedisLease(this, key, lock);
   }
 
   async read(key: string): Promise<EntryState> {
-    const reply = await this.readScript([key], []).catch(translate);
+    const reply = await this.bounded('read', () => this.readScript([key], [])).catch(translate);
     if (reply[0] === 0) return ABSENT;
     if (reply[0] === 2) throw new StoreDataError(`Key ${key} holds a Redis type other than string`);
     const [, bytes, ttlMs] = reply;
@@ -140,9 +157,10 @@ export class RedisStore implements Store {
     if (entry === undefined) {
       const created: ChannelEntry = {
         listeners: new Set(),
-        active: this.cluster
-          ? (this.subscriber as Cluster).ssubscribe(channel)
-          : (this.subscriber as Redis).subscribe(channel),
+        active:
+          this.shards !== undefined
+            ? this.bounded('subscribe', () => (this.shards as ClusterSubscriber).subscribe(channel))
+            : (this.subscriber as Redis).subscribe(channel),
       };
       entry = created;
       this.channels.set(channel, created);
@@ -167,55 +185,62 @@ export class RedisStore implements Store {
         if (owner.listeners.size > 0 || this.channels.get(channel) !== owner) return;
         this.channels.delete(channel);
         // Commands on one connection run in order, so a SUBSCRIBE sent after this one wins.
-        const unsubscribed = this.cluster
-          ? (this.subscriber as Cluster).sunsubscribe(channel)
-          : (this.subscriber as Redis).unsubscribe(channel);
-        unsubscribed.catch(noop);
+        if (this.shards !== undefined) this.shards.unsubscribe(channel);
+        else this.subscriber?.unsubscribe(channel).catch(noop);
       },
     };
   }
 
   async forget(key: string): Promise<'deleted' | 'absent' | 'running'> {
-    const reply = await this.forgetScript([key], []).catch(translate);
+    const reply = await this.bounded('forget', () => this.forgetScript([key], [])).catch(translate);
     return reply === 0 ? 'absent' : reply === 1 ? 'deleted' : 'running';
   }
 
   async waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
     // WAIT covers the writes made before it on the same connection: the one the completion used.
-    const connection = this.cluster ? this.masterConnectionOf(key) : (this.commands as Redis);
-    return connection.wait(replicas, timeoutMs);
+    return this.bounded('WAIT', () => {
+      const connection = this.cluster ? this.masterConnectionOf(key) : (this.commands as Redis);
+      return connection.wait(replicas, timeoutMs);
+    });
   }
 
   async close(): Promise<void> {
     this.channels.clear();
     this.commands.disconnect();
-    this.subscriber.disconnect();
+    this.subscriber?.disconnect();
+    this.shards?.close();
   }
 
   /** @internal */
   completeRecord(key: string, token: string, record: Uint8Array, ttlMs: number): Promise<boolean> {
-    return this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand])
+    return this.bounded('complete', () =>
+      this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand]),
+    )
       .then((reply) => reply === 1)
       .catch(translate);
   }
 
   /** @internal */
   releaseLease(key: string, token: string, notice: Uint8Array): Promise<boolean> {
-    return this.releaseScript([key, channelOf(key)], [token, notice, this.publishCommand])
+    return this.bounded('release', () =>
+      this.releaseScript([key, channelOf(key)], [token, notice, this.publishCommand]),
+    )
       .then((reply) => reply === 1)
       .catch(translate);
   }
 
   /** @internal */
   nextFencingToken(key: string, token: string, fenceTtlMs: number): Promise<number | null> {
-    return this.fenceScript([key, `${key}:fence`], [token, fenceTtlMs])
+    return this.bounded('fence', () => this.fenceScript([key, `${key}:fence`], [token, fenceTtlMs]))
       .then((reply) => (reply < 0 ? null : reply))
       .catch(translate);
   }
 
   /** @internal */
   renewLease(key: string, token: string, leaseMs: number, notice: Uint8Array): Promise<boolean> {
-    return this.renewScript([key, channelOf(key)], [token, leaseMs, notice, this.publishCommand])
+    return this.bounded('renew', () =>
+      this.renewScript([key, channelOf(key)], [token, leaseMs, notice, this.publishCommand]),
+    )
       .then((reply) => reply === 1)
       .catch(translate);
   }
@@ -231,10 +256,27 @@ export class RedisStore implements Store {
     return master;
   }
 
-  private dispatch(channel: Buffer, message: Buffer): void {
-    const entry = this.channels.get(channel.toString());
+  /**
+   * Runs `operation`. On a cluster it is retried on redirections and bounded as a whole by the
+   * store's timeout (see `clusterOperation`); on one server the connection's own command
+   * timeout bounds it.
+   */
+  private bounded<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    if (!this.cluster) return operation();
+    return clusterOperation(this.commands as Cluster, operation, this.operationTimeoutMs, what);
+  }
+
+  private dispatch(channel: string, message: Buffer): void {
+    const entry = this.channels.get(channel);
     if (entry === undefined) return;
     for (const listener of entry.listeners) listener.onMessage(message);
+  }
+
+  /** A channel's subscription was made again on a cluster: its listeners re-read their key. */
+  private resync(channel: string): void {
+    const entry = this.channels.get(channel);
+    if (entry === undefined) return;
+    for (const listener of entry.listeners) listener.onResync();
   }
 
   /**

@@ -6,59 +6,66 @@ export class ClusterTimeoutError extends Error {
 }
 
 /**
- * Runs one store operation on a Redis Cluster: retried while the cluster answers with a
- * redirection, and bounded as a whole by `timeoutMs`.
+ * Runs one store operation on a Redis Cluster: sent again while the cluster answers with a
+ * redirection, and failed once `timeoutMs` has passed.
  *
- * The bound. A Cluster client can hold a command longer than any per-connection timeout: in its
- * own offline queue while no node is reachable, in its retry queue while a failed master is
- * being replaced, or behind redirections. The caller must still hear back in time, so the bound
- * is kept here, around the whole operation. The command cannot be withdrawn and may still run
- * later, which every operation of the store tolerates: each script compares the lease token,
- * and a late claim only takes a lease that expires on its own.
+ * The retries. With auto-pipelining, ioredis follows MOVED, ASK or TRYAGAIN in a pipeline only
+ * when every command of the pipeline met the same reply; in a mixed pipeline (during a slot
+ * migration, or just after a failover) the redirection reaches the caller instead, and ioredis
+ * does not even learn the new slot owner from it. A node that answers with a redirection has
+ * not run the command, so sending it again is always safe.
  *
- * The retries. With auto-pipelining, ioredis retries a pipeline that met MOVED, ASK or TRYAGAIN
- * only when every command in it met the same reply; in a mixed pipeline (during a slot
- * migration, or just after a failover) the redirection reaches the caller instead. A node that
- * answers with a redirection has not run the command, so sending it again is always safe.
+ * The bound. While the cluster client is ready, every command reaches a node connection at
+ * once, and that connection's `commandTimeout` (the store's timeout) starts then and keeps
+ * running through ioredis's own retries: no timer of ours is needed on that path, which is
+ * the hot one. While it is not ready (connecting, or every node lost), ioredis parks commands
+ * in an offline queue where no timeout runs; so the operation then gets a timer of its own.
+ * A command cannot be withdrawn and may still run later, which every operation of the store
+ * tolerates: each script compares the lease token, and a late claim only takes a lease that
+ * expires on its own.
  */
-export async function clusterOperation<T>(
+export function clusterOperation<T>(
   cluster: Cluster,
   operation: () => Promise<T>,
   timeoutMs: number,
   what: string,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+  const followed = followRedirections(cluster, operation, deadline, 0);
+  if (cluster.status === 'ready') return followed;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
       () => reject(new ClusterTimeoutError(`Redis Cluster ${what} took more than ${timeoutMs} ms`)),
       timeoutMs,
     );
+    followed.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  try {
-    return await Promise.race([followRedirections(cluster, operation, deadline), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
-async function followRedirections<T>(
+function followRedirections<T>(
   cluster: Cluster,
   operation: () => Promise<T>,
   deadline: number,
+  attempt: number,
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await operation();
-    } catch (error) {
-      const redirection = redirectionOf(error);
-      const delayMs = attempt === 0 ? 0 : Math.min(10 * 2 ** attempt, 200);
-      if (redirection === undefined || Date.now() + delayMs >= deadline) throw error;
-      // ioredis learns nothing from a redirection inside a mixed pipeline: refresh its map.
-      if (redirection === 'MOVED') cluster.refreshSlotsCache();
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-    }
-  }
+  return operation().catch((error: unknown) => {
+    const redirection = redirectionOf(error);
+    const delayMs = attempt === 0 ? 0 : Math.min(10 * 2 ** attempt, 200);
+    if (redirection === undefined || Date.now() + delayMs >= deadline) throw error;
+    if (redirection === 'MOVED') cluster.refreshSlotsCache();
+    return new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(() =>
+      followRedirections(cluster, operation, deadline, attempt + 1),
+    );
+  });
 }
 
 function redirectionOf(error: unknown): 'MOVED' | 'ASK' | 'TRYAGAIN' | undefined {

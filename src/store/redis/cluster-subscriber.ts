@@ -1,4 +1,5 @@
-import { type Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { connectToNode } from './cluster-nodes.js';
 import { keySlot } from './key-slot.js';
 
 /** What the store hears from {@link ClusterSubscriber}. */
@@ -223,9 +224,7 @@ export class ClusterSubscriber {
   private connectionTo(node: string): Redis {
     let connection = this.connections.get(node);
     if (connection !== undefined) return connection;
-    const options: RedisOptions = {
-      ...this.cluster.options.redisOptions,
-      ...hostAndPort(node),
+    const created = connectToNode(this.cluster, node, {
       ...this.connectionOptions,
       // Subscriptions are restored here, acknowledged, before listeners are told to resync.
       autoResubscribe: false,
@@ -233,9 +232,7 @@ export class ClusterSubscriber {
       readOnly: false,
       retryStrategy: (times: number) =>
         Math.min(MIN_REPAIR_DELAY_MS * 2 ** times, MAX_REPAIR_DELAY_MS),
-    };
-    const created = new Redis(options as RedisOptions & { replyMapping?: 'legacy' });
-    created.on('error', noop);
+    });
     created.on('smessageBuffer', (name: Buffer, message: Buffer) =>
       this.events.message(name.toString(), message),
     );
@@ -266,11 +263,6 @@ export class ClusterSubscriber {
       connection.disconnect();
     }
   }
-}
-
-function hostAndPort(node: string): { host: string; port: number } {
-  const colon = node.lastIndexOf(':');
-  return { host: node.slice(0, colon), port: Number(node.slice(colon + 1)) };
 }
 
 function isRedirect(error: unknown): boolean {

@@ -10,11 +10,13 @@ import {
   type Subscription,
 } from '../store.js';
 import type { RedisClient } from './client.js';
+import { connectToNode } from './cluster-nodes.js';
 import { clusterOperation } from './cluster-operation.js';
 import { ClusterSubscriber } from './cluster-subscriber.js';
 import { defineScript, type ScriptCaller } from './define-script.js';
 import { keySlot } from './key-slot.js';
 import { driftOf, LeaseClaimer } from './lease-claim.js';
+import { ReplicaWaiter } from './replica-wait.js';
 import { completeLua } from './scripts/complete.js';
 import { fenceLua } from './scripts/fence.js';
 import { forgetLua } from './scripts/forget.js';
@@ -55,6 +57,7 @@ export class RedisStore implements Store {
   private readonly operationTimeoutMs: number;
   private readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
   private readonly claimer: LeaseClaimer;
+  private readonly replicaWaiter: ReplicaWaiter;
   private readonly channels = new Map<string, ChannelEntry>();
   private subscriberReadyBefore = false;
 
@@ -105,6 +108,14 @@ export class RedisStore implements Store {
         message: (channel, message) => this.dispatch(channel, message),
         resync: (channel) => this.resync(channel),
       });
+      this.replicaWaiter = new ReplicaWaiter(
+        (key) => {
+          const master = commands.slots[keySlot(key)]?.[0];
+          if (master === undefined) throw new Error(`No known master serves the slot of ${key}`);
+          return master;
+        },
+        (master) => connectToNode(commands, master, { ...connectionOptions, retryStrategy: null }),
+      );
     } else {
       const single = redis as Redis;
       this.commands = single.duplicate({
@@ -120,6 +131,14 @@ export class RedisStore implements Store {
       subscriber.on('ready', () => this.onSubscriberReady());
       this.subscriber = subscriber;
       this.shards = undefined;
+      this.replicaWaiter = new ReplicaWaiter(
+        () => 'master',
+        () => {
+          const connection = single.duplicate({ ...connectionOptions, protocol: 2 });
+          connection.on('error', noop);
+          return connection;
+        },
+      );
     }
     // Errors surface as rejected commands; without a listener ioredis would log each one.
     this.commands.on('error', noop);
@@ -138,12 +157,17 @@ export class RedisStore implements Store {
   }
 
   async claim(key: string, leaseMs: number): Promise<Lease | null> {
-    const lock = await this.bounded('claim', () => this.claimer.claim(key, leaseMs));
+    const lock = await (this.cluster
+      ? this.bounded('claim', () => this.claimer.claim(key, leaseMs))
+      : this.claimer.claim(key, leaseMs));
     return lock === null ? null : new RedisLease(this, key, lock);
   }
 
   async read(key: string): Promise<EntryState> {
-    const reply = await this.bounded('read', () => this.readScript([key], [])).catch(translate);
+    const reply = await (this.cluster
+      ? this.bounded('read', () => this.readScript([key], []))
+      : this.readScript([key], [])
+    ).catch(translate);
     if (reply[0] === 0) return ABSENT;
     if (reply[0] === 2) throw new StoreDataError(`Key ${key} holds a Redis type other than string`);
     const [, bytes, ttlMs] = reply;
@@ -197,11 +221,8 @@ export class RedisStore implements Store {
   }
 
   async waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
-    // WAIT covers the writes made before it on the same connection: the one the completion used.
-    return this.bounded('WAIT', () => {
-      const connection = this.cluster ? this.masterConnectionOf(key) : (this.commands as Redis);
-      return connection.wait(replicas, timeoutMs);
-    });
+    // On connections of its own: see ReplicaWaiter for why, and how it still covers the record.
+    return this.bounded('WAIT', () => this.replicaWaiter.wait(key, replicas, timeoutMs));
   }
 
   async close(): Promise<void> {
@@ -209,15 +230,25 @@ export class RedisStore implements Store {
     this.commands.disconnect();
     this.subscriber?.disconnect();
     this.shards?.close();
+    this.replicaWaiter.close();
   }
 
   /** @internal */
   completeRecord(key: string, token: string, record: Uint8Array, ttlMs: number): Promise<boolean> {
-    return this.bounded('complete', () =>
-      this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand]),
-    )
-      .then((reply) => reply === 1)
-      .catch(translate);
+    const completed = this.cluster
+      ? this.bounded('complete', () =>
+          this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand]),
+        )
+      : this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand]);
+    return completed.then((reply) => reply === 1).catch(translate);
+  }
+
+  /** @internal True when `key` holds exactly `record` (records are unique to an execution). */
+  holdsRecord(key: string, record: Uint8Array): Promise<boolean> {
+    return this.bounded('read', () => this.commands.getBuffer(key)).then(
+      (stored) => stored !== null && Buffer.compare(stored, record) === 0,
+      translate,
+    );
   }
 
   /** @internal */
@@ -243,17 +274,6 @@ export class RedisStore implements Store {
     )
       .then((reply) => reply === 1)
       .catch(translate);
-  }
-
-  /** The cluster's pooled connection to the master that serves `key`'s slot. */
-  private masterConnectionOf(key: string): Redis {
-    const cluster = this.commands as Cluster;
-    const nodeKey = cluster.slots[keySlot(key)]?.[0];
-    const master = cluster
-      .nodes('master')
-      .find((node) => `${node.options.host}:${node.options.port}` === nodeKey);
-    if (master === undefined) throw new Error(`No known master serves the slot of ${key}`);
-    return master;
   }
 
   /**
@@ -302,6 +322,8 @@ interface ChannelEntry {
 class RedisLease implements Lease {
   private readonly token: string;
   validUntil: number;
+  /** A completion attempt ended without an answer (timeout, dropped connection): it may have run. */
+  private completionInDoubt = false;
 
   constructor(
     private readonly store: RedisStore,
@@ -320,7 +342,17 @@ class RedisLease implements Lease {
   }
 
   complete(record: Uint8Array, ttlMs: number): Promise<boolean> {
-    return this.store.completeRecord(this.key, this.token, record, ttlMs);
+    return this.store.completeRecord(this.key, this.token, record, ttlMs).then(
+      (stored) =>
+        // The race: an attempt whose reply was lost (its command still ran, late or just before
+        // a failover, and the write reached the replica) already replaced the token with this
+        // record, so this retry found no token. The record is ours: stored, not a lost lease.
+        stored || !this.completionInDoubt ? stored : this.store.holdsRecord(this.key, record),
+      (error: unknown) => {
+        this.completionInDoubt = true;
+        throw error;
+      },
+    );
   }
 
   release(notice: Uint8Array): Promise<boolean> {

@@ -1,0 +1,93 @@
+/** Every figure one `npm run bench` produced; the report is drawn from it alone. */
+export interface Results {
+  machine: { cpus: number; cpuModel: string; node: string; redis: string; ioredis: string };
+  date: string;
+  quick: boolean;
+  fresh: ThroughputRow[];
+  /** Each ceiling configuration as measured (the ceiling row in `fresh` is the fastest). */
+  ceilingConfigs: ThroughputRow[];
+  replay: ThroughputRow[];
+  replayBaselineConfigs: ThroughputRow[];
+  waiters: WaiterRow[];
+  commands: CommandRow[];
+  redisMemory: RedisMemoryRow[];
+  processMemory: ProcessMemoryRow[];
+  inProcess: ThroughputRow[];
+  cluster: ThroughputRow[];
+}
+
+export interface ThroughputRow {
+  subject: string;
+  concurrency: number;
+  opsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Calls that rejected, e.g. a peer answering a duplicate with an error. */
+  errors: number;
+  /** Free text: topology, configuration. */
+  note?: string;
+}
+
+export interface WaiterRow {
+  subject: string;
+  waiters: number;
+  processes: number;
+  /** Delay from the end of the winner's fn to each waiter's resolution, ms. */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Callers that got the value. */
+  settled: number;
+  /** Callers answered "still in progress" instead of waiting. */
+  rejected: number;
+  /** Callers that failed otherwise. */
+  failed: number;
+  /** Redis commands of the whole round divided by the callers. */
+  commandsPerCaller: number;
+  executions: number;
+}
+
+export interface CommandRow {
+  subject: string;
+  kind: 'fresh' | 'replay';
+  /** Calls per run by command, from INFO commandstats deltas. */
+  perRun: Record<string, number>;
+  commandsPerRun: number;
+  /** Client-to-server writes per run at concurrency 1, counted by a TCP proxy. */
+  roundTripsPerRun: number;
+}
+
+export interface RedisMemoryRow {
+  valueBytes: number;
+  /** MEMORY USAGE of a plain SET of the same value under a key of the same length. */
+  rawUsage: number;
+  /** Length of the executor's encoded record (STRLEN). */
+  recordBytes: number;
+  /** MEMORY USAGE of the executor's completed record. */
+  recordUsage: number;
+}
+
+export interface ProcessMemoryRow {
+  subject: string;
+  runs: number;
+  heapUsedMB: number;
+  rssMB: number;
+}
+
+export function emptyResults(machine: Results['machine'], quick: boolean): Results {
+  return {
+    machine,
+    date: new Date().toISOString(),
+    quick,
+    fresh: [],
+    ceilingConfigs: [],
+    replay: [],
+    replayBaselineConfigs: [],
+    waiters: [],
+    commands: [],
+    redisMemory: [],
+    processMemory: [],
+    inProcess: [],
+    cluster: [],
+  };
+}

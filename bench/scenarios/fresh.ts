@@ -1,0 +1,61 @@
+import { encode } from '@msgpack/msgpack';
+import { rawClients } from '../lib/ceiling.js';
+import { type Contender, compare, fastestPerConcurrency } from '../lib/compare.js';
+import { type BenchContext, freshNamespace, payload } from '../lib/context.js';
+import type { Results } from '../lib/results.js';
+
+const LEASE_TOKEN = 'a'.repeat(22);
+
+/**
+ * Point 1 (with point 7's peers): fresh runs on unique keys at several concurrencies, beside the
+ * ceiling, a raw loop of the two commands a fresh run needs (`SET key lease NX PX`, then
+ * `SET key value PX`), in every ioredis configuration; the fastest configuration is the ceiling.
+ * The raw loop stores a value encoded once beforehand, so it does not even pay for encoding.
+ */
+export async function freshRuns(context: BenchContext, results: Results): Promise<void> {
+  const namespace = freshNamespace('fresh');
+  const subjects = await Promise.all(
+    [...context.subjects.values()].map((factory) => factory(context.redisUrl, namespace)),
+  );
+  const raw = rawClients(context.redisUrl);
+  const value = Buffer.from(encode(payload('0123456789abcdef')));
+  try {
+    const contenders: Contender[] = [
+      ...subjects.map((subject) => ({
+        name: subject.name,
+        operation: (round: number, i: number) => {
+          const key = `f${round}-${i}`;
+          return subject.run(key, async () => payload(key));
+        },
+      })),
+      ...raw.map(({ name, client }) => ({
+        name,
+        operation: async (round: number, i: number) => {
+          const key = `${namespace}:{f${round}-${i}}`;
+          await client.set(key, LEASE_TOKEN, 'PX', 10_000, 'NX');
+          await client.set(key, value, 'PX', 86_400_000);
+        },
+      })),
+    ];
+    const rows = await compare(context, contenders, {
+      label: 'fresh runs',
+      concurrencies: [1, 16, 64, 256],
+      runs: (concurrency) => (context.quick ? 200 : concurrency === 1 ? 5_000 : 20_000),
+      rounds: context.quick ? 1 : 3,
+      warmup: context.quick ? 200 : 5_000,
+      beforeEach: () => context.admin.flushall().then(() => undefined),
+    });
+    const rawNames = new Set(raw.map(({ name }) => name));
+    results.ceilingConfigs.push(...rows.filter((row) => rawNames.has(row.subject)));
+    results.fresh.push(
+      ...rows.filter((row) => !rawNames.has(row.subject)),
+      ...fastestPerConcurrency(
+        rows.filter((row) => rawNames.has(row.subject)),
+        'ceiling (raw SET NX PX + SET PX)',
+      ),
+    );
+  } finally {
+    await Promise.all(subjects.map((subject) => subject.close()));
+    for (const { client } of raw) client.disconnect();
+  }
+}

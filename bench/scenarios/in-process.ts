@@ -1,0 +1,44 @@
+import { IdempotentExecutor, MemoryStore } from '../../src/index.js';
+import { type Contender, compare } from '../lib/compare.js';
+import { type BenchContext, payload } from '../lib/context.js';
+import type { Results } from '../lib/results.js';
+
+/**
+ * Point 8: the executor on `MemoryStore`, so the cost of our own code shows apart from Redis:
+ * fresh runs and replays at concurrency 64, beside the bench's own loop calling fn directly.
+ */
+export async function inProcess(context: BenchContext, results: Results): Promise<void> {
+  const executor = new IdempotentExecutor({ store: new MemoryStore() });
+  const replayKeys = 10_000;
+  for (let i = 0; i < replayKeys; i++) await executor.run(`r-${i}`, async () => payload(`r-${i}`));
+  try {
+    const contenders: Contender[] = [
+      {
+        name: 'MemoryStore: fresh runs',
+        operation: (round, i) => {
+          const key = `f${round}-${i}`;
+          return executor.run(key, async () => payload(key));
+        },
+      },
+      {
+        name: 'MemoryStore: replays',
+        operation: (_round, i) => executor.run(`r-${i % replayKeys}`, async () => payload('never')),
+      },
+      {
+        name: 'baseline: calling fn directly',
+        operation: async (_round, i) => payload(`f-${i}`),
+      },
+    ];
+    results.inProcess.push(
+      ...(await compare(context, contenders, {
+        label: 'in-process',
+        concurrencies: [64],
+        runs: () => (context.quick ? 2_000 : 200_000),
+        rounds: context.quick ? 1 : 3,
+        warmup: context.quick ? 500 : 20_000,
+      })),
+    );
+  } finally {
+    await executor.close();
+  }
+}

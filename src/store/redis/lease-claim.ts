@@ -14,8 +14,18 @@ export class LeaseClaimer {
     this.redlock = new SingleClientRedlock(connection);
   }
 
-  claim(key: string, leaseMs: number): Promise<Lock | null> {
-    return this.redlock.tryAcquire(key, leaseMs);
+  /** Claims `key` with `token` (a fresh lease token unless given). */
+  claim(key: string, leaseMs: number, token = newLeaseToken()): Promise<Lock | null> {
+    return this.redlock.tryAcquire(key, leaseMs, token);
+  }
+
+  /**
+   * The lock of a claim whose reply said "held" but whose command took the lease after all: sent
+   * again by the client after a reconnect, the second copy found the key holding the first's token.
+   * Its expiry counts from `start`, before the first copy was sent.
+   */
+  adopt(key: string, token: string, leaseMs: number, start: number): Lock {
+    return this.redlock.lockOf(key, token, leaseMs, start);
   }
 }
 
@@ -45,11 +55,13 @@ class SingleClientRedlock extends Redlock {
     super([connection as Redis], { retryCount: 0 });
   }
 
-  async tryAcquire(key: string, duration: number): Promise<Lock | null> {
+  async tryAcquire(key: string, duration: number, value: string): Promise<Lock | null> {
     const start = Date.now();
-    const value = newLeaseToken();
     const reply = await this.connection.set(key, value, 'PX', duration, 'NX');
-    if (reply !== 'OK') return null;
+    return reply === 'OK' ? this.lockOf(key, value, duration, start) : null;
+  }
+
+  lockOf(key: string, value: string, duration: number, start: number): Lock {
     return new Lock(this, [key], value, [], start + duration - driftOf(duration));
   }
 }

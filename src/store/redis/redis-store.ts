@@ -1,5 +1,6 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Lock } from 'redlock';
+import { newLeaseToken } from '../lease-token.js';
 import {
   type EntryState,
   isLeaseToken,
@@ -79,6 +80,8 @@ export class RedisStore implements Store {
   private readonly readScript: ScriptCaller<[string], [], [0] | [1, Buffer, number] | [2]>;
   private readonly fenceScript: ScriptCaller<[string, string], [string, number], number>;
   private readonly forgetScript: ScriptCaller<[string], [], 0 | 1 | 2>;
+  /** Times a command connection closed; see countConnectionDrops. */
+  private connectionDrops = 0;
 
   constructor(options: RedisStoreOptions) {
     const { redis, commandTimeoutMs } = options;
@@ -142,6 +145,7 @@ export class RedisStore implements Store {
     }
     // Errors surface as rejected commands; without a listener ioredis would log each one.
     this.commands.on('error', noop);
+    this.countConnectionDrops();
 
     this.claimer = new LeaseClaimer(this.commands);
     this.completeScript = defineScript(this.commands, {
@@ -157,10 +161,20 @@ export class RedisStore implements Store {
   }
 
   async claim(key: string, leaseMs: number): Promise<Lease | null> {
+    const start = Date.now();
+    const drops = this.connectionDrops;
+    const token = newLeaseToken();
     const lock = await (this.cluster
-      ? this.bounded('claim', () => this.claimer.claim(key, leaseMs))
-      : this.claimer.claim(key, leaseMs));
-    return lock === null ? null : new RedisLease(this, key, lock);
+      ? this.bounded('claim', () => this.claimer.claim(key, leaseMs, token))
+      : this.claimer.claim(key, leaseMs, token));
+    if (lock !== null) return new RedisLease(this, key, lock);
+    // A connection dropped while the claim was out: ioredis sends unanswered commands again after
+    // reconnecting, so the "held" may be the second copy finding the first one's lease. Without
+    // this check the caller would wait out its own lease.
+    if (this.connectionDrops === drops) return null;
+    const held = await this.bounded('read', () => this.commands.get(key)).catch(translate);
+    if (held !== token) return null;
+    return new RedisLease(this, key, this.claimer.adopt(key, token, leaseMs, start));
   }
 
   async read(key: string): Promise<EntryState> {
@@ -277,6 +291,24 @@ export class RedisStore implements Store {
   }
 
   /**
+   * Counts the drops of the command connections (each cluster node's included): a command sent
+   * before a drop may run twice, its first reply lost and the second reporting on the first's
+   * effect (ioredis re-sends unanswered commands after reconnecting).
+   */
+  private countConnectionDrops(): void {
+    const dropped = () => {
+      this.connectionDrops++;
+    };
+    if (!this.cluster) {
+      this.commands.on('close', dropped);
+      return;
+    }
+    const cluster = this.commands as Cluster;
+    cluster.on('+node', (node: Redis) => node.on('close', dropped));
+    for (const node of cluster.nodes()) node.on('close', dropped);
+  }
+
+  /**
    * Runs `operation`. On a cluster it is retried on redirections and bounded as a whole by the
    * store's timeout (see `clusterOperation`); on one server the connection's own command
    * timeout bounds it.
@@ -322,8 +354,6 @@ interface ChannelEntry {
 class RedisLease implements Lease {
   private readonly token: string;
   validUntil: number;
-  /** A completion attempt ended without an answer (timeout, dropped connection): it may have run. */
-  private completionInDoubt = false;
 
   constructor(
     private readonly store: RedisStore,
@@ -342,16 +372,12 @@ class RedisLease implements Lease {
   }
 
   complete(record: Uint8Array, ttlMs: number): Promise<boolean> {
-    return this.store.completeRecord(this.key, this.token, record, ttlMs).then(
-      (stored) =>
-        // The race: an attempt whose reply was lost (its command still ran, late or just before
-        // a failover, and the write reached the replica) already replaced the token with this
-        // record, so this retry found no token. The record is ours: stored, not a lost lease.
-        stored || !this.completionInDoubt ? stored : this.store.holdsRecord(this.key, record),
-      (error: unknown) => {
-        this.completionInDoubt = true;
-        throw error;
-      },
+    return this.store.completeRecord(this.key, this.token, record, ttlMs).then((stored) =>
+      // No token found need not mean a lost lease: an earlier copy of this completion may have
+      // replaced the token with this very record, its reply lost — a retry after a timeout or
+      // failover, or ioredis sending the unanswered script again after a reconnect (the chaos
+      // harness caught that one). Records are unique to an execution, so equal bytes are ours.
+      stored ? true : this.store.holdsRecord(this.key, record),
     );
   }
 

@@ -9,10 +9,13 @@ import {
 import {
   AbortedError,
   CorruptRecordError,
+  ErrorCode,
   IdempotencyError,
+  type IdempotencyErrorCode,
   InProgressError,
   InvalidKeyError,
   InvalidOptionError,
+  isIdempotencyError,
   KeyReusedError,
   LeaseLostError,
   SerializationError,
@@ -83,6 +86,18 @@ interface CallSettings {
   readonly waitTimeoutMs: number;
   readonly shouldCacheError: (error: unknown) => boolean;
 }
+
+/**
+ * The library's own errors that describe a passing state (the store, a lease, a wait), not the
+ * work: when fn throws one, it is never stored, whatever `shouldCacheError` says.
+ */
+const TRANSIENT_CODES: ReadonlySet<IdempotencyErrorCode> = new Set([
+  ErrorCode.STORE_UNAVAILABLE,
+  ErrorCode.LEASE_LOST,
+  ErrorCode.WAIT_TIMEOUT,
+  ErrorCode.IN_PROGRESS,
+  ErrorCode.ABORTED,
+]);
 
 /** A lease's expiry is pushed out again when this fraction of it is left. */
 const RENEW_EVERY_FRACTION = 1 / 3;
@@ -520,6 +535,9 @@ export class IdempotentExecutor {
   }
 
   private shouldCache(settings: CallSettings, error: unknown): boolean {
+    // fn failing on this library's own transient errors (ctx.fencingToken() while Redis is away,
+    // a nested run that timed out) says nothing about fn's work: never kept for a day.
+    if (isIdempotencyError(error) && TRANSIENT_CODES.has(error.code)) return false;
     try {
       return settings.shouldCacheError(error) !== false;
     } catch {

@@ -7,6 +7,8 @@ import {
   type ExecutorOptions,
   IdempotentExecutor,
   type RunContext,
+  StoreUnavailableError,
+  WaitTimeoutError,
 } from '../../src/index.js';
 
 export interface StoreUnderTest {
@@ -200,6 +202,29 @@ export function behaviouralSuite(store: StoreUnderTest): void {
       const retried = await executor(options).run('order-7', async () => 'charged on retry');
 
       assert.equal(retried, 'charged on retry');
+    });
+
+    it("never keeps the library's own transient errors that fn lets through, whatever shouldCacheError says", async () => {
+      const passing = [
+        new StoreUnavailableError(
+          'Redis went away while fn asked for its fencing token',
+          'order-t',
+        ),
+        new WaitTimeoutError('order-nested', 5),
+      ];
+      for (const [i, error] of passing.entries()) {
+        const key = `order-t${i}`;
+        await assert.rejects(
+          executor({ shouldCacheError: () => true }).run(key, async () => {
+            throw error;
+          }),
+          (thrown: unknown) => thrown === error,
+        );
+
+        const retried = await executor().run(key, async () => 'ran again');
+
+        assert.equal(retried, 'ran again');
+      }
     });
 
     it('hands an uncached error to the callers waiting at that moment', async () => {

@@ -1,0 +1,97 @@
+// Everything the parent learns during a run, kept as evidence for the report: what each caller
+// got, which processes died and how, the faults injected with their times, and the executor
+// events workers saw. The report classifies from this and the ledger, nothing else.
+import type { FaultKind } from './options.js';
+
+export interface CallerResult {
+  readonly id: number;
+  readonly key: string;
+  readonly pid: number;
+  readonly t0: number;
+  readonly t1: number;
+  readonly token?: number;
+  readonly code?: string;
+  readonly ownToken?: number;
+}
+
+export interface Death {
+  readonly slot: number;
+  readonly pid: number;
+  /** When the parent saw the exit. */
+  readonly t: number;
+  readonly signal: string | null;
+  readonly code: number | null;
+  /** The worker's last words when it killed itself on purpose. */
+  readonly dying?: { phase: 'mid-fn' | 'after-fn'; key: string; token: number; t: number };
+}
+
+export interface Stall {
+  readonly slot: number;
+  readonly pid: number;
+  readonly key: string;
+  readonly token: number;
+  readonly from: number;
+  /** Absent when the worker died while stalled. */
+  to?: number;
+}
+
+/** A fault the parent injected in Redis; it may show its effects until `to`. */
+export interface RedisFault {
+  readonly kind: Extract<FaultKind, 'client-kill' | 'pause' | 'restart'>;
+  readonly from: number;
+  readonly to: number;
+  /** The pid whose connections were killed; undefined when every client was hit. */
+  readonly pid?: number;
+  readonly detail: string;
+}
+
+export interface ExecutorEventSeen {
+  readonly pid: number;
+  readonly key: string;
+  readonly t: number;
+}
+
+export interface WorkerClose {
+  readonly slot: number;
+  readonly pid: number;
+  readonly leaked: readonly string[];
+  readonly unlanded: readonly string[];
+}
+
+export class Evidence {
+  readonly callers = new Map<number, CallerResult>();
+  readonly deaths: Death[] = [];
+  readonly stalls: Stall[] = [];
+  readonly redisFaults: RedisFault[] = [];
+  readonly leaseLost: ExecutorEventSeen[] = [];
+  readonly storeFailed: ExecutorEventSeen[] = [];
+  readonly unhandled: { pid: number; kind: string; message: string }[] = [];
+  readonly closes: WorkerClose[] = [];
+  /** Every fault landed, by kind (worker faults count when the worker says it landed). */
+  readonly landed = new Map<FaultKind, number>();
+  /** Caller ids that had not settled when the storm's deadline passed. */
+  hung: number[] = [];
+  stormStart = 0;
+  stormEnd = 0;
+
+  /** The raw evidence, for `--evidence`. */
+  toJSON(): Record<string, unknown> {
+    return {
+      stormStart: this.stormStart,
+      stormEnd: this.stormEnd,
+      callers: [...this.callers.values()],
+      deaths: this.deaths,
+      stalls: this.stalls,
+      redisFaults: this.redisFaults,
+      leaseLost: this.leaseLost,
+      storeFailed: this.storeFailed,
+      unhandled: this.unhandled,
+      closes: this.closes,
+      hung: this.hung,
+    };
+  }
+
+  land(kind: FaultKind): void {
+    this.landed.set(kind, (this.landed.get(kind) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,91 @@
+// The JSON lines the chaos parent (run.ts) and its workers (worker.ts) exchange: commands on the
+// worker's stdin, events on its stdout. Every event that is evidence for the report carries the
+// wall-clock time it happened (ms since the epoch, sub-ms precision, see `now()`).
+
+/** What a worker is told at start-up (its argv[2], as JSON). */
+export interface WorkerConfig {
+  /** The worker's slot: a replacement for a killed worker takes the same slot. */
+  readonly slot: number;
+  readonly redisUrl: string;
+  readonly pgUrl: string;
+  readonly namespace: string;
+  /** Callers per key: caller id `i` calls key `k${Math.floor(i / dups)}`. */
+  readonly dups: number;
+  readonly leaseMs: number;
+  readonly waitTimeoutMs: number;
+  readonly storeTimeoutMs: number;
+  /** How many callers the worker keeps in flight at once. */
+  readonly concurrency: number;
+  /** fn sleeps a random time in [fnMinMs, fnMaxMs] before it writes its ledger row. */
+  readonly fnMinMs: number;
+  readonly fnMaxMs: number;
+}
+
+/** A fault the parent arms in a worker; it lands at the next execution of fn there. */
+export type ArmedFault =
+  | { readonly kind: 'kill-mid' }
+  | { readonly kind: 'kill-after' }
+  | { readonly kind: 'stall'; readonly ms: number };
+
+export type WorkerCommand =
+  /** The caller ids to run, in order. */
+  | { readonly cmd: 'start'; readonly callers: readonly number[] }
+  | { readonly cmd: 'arm'; readonly fault: ArmedFault }
+  /** Close everything, report leaks, exit. */
+  | { readonly cmd: 'finish' };
+
+/** The value fn returns: unique to one execution, so replays show which execution they saw. */
+export interface ChaosValue {
+  readonly key: string;
+  readonly token: number;
+}
+
+export type WorkerEvent =
+  | { readonly ev: 'ready'; readonly pid: number }
+  | {
+      readonly ev: 'settled';
+      readonly id: number;
+      readonly key: string;
+      readonly pid: number;
+      /** When run() was called and when it settled. */
+      readonly t0: number;
+      readonly t1: number;
+      /** The fencing token of the value received; absent for an error. */
+      readonly token?: number;
+      /** The error's `code` (or name); absent for a value. */
+      readonly code?: string;
+      /** For IDEMPOTENCY_LEASE_LOST: the token of this process's own execution of the key. */
+      readonly ownToken?: number;
+    }
+  /** Printed (synchronously) just before the worker SIGKILLs itself. */
+  | {
+      readonly ev: 'dying';
+      readonly phase: 'mid-fn' | 'after-fn';
+      readonly key: string;
+      readonly token: number;
+      readonly t: number;
+    }
+  | { readonly ev: 'stall-start'; readonly key: string; readonly token: number; readonly t: number }
+  | { readonly ev: 'stall-end'; readonly key: string; readonly token: number; readonly t: number }
+  /** The executor's own `lease-lost` / `store-failed` events. */
+  | { readonly ev: 'lease-lost'; readonly key: string; readonly t: number }
+  | { readonly ev: 'store-failed'; readonly key: string; readonly t: number }
+  | { readonly ev: 'unhandled'; readonly kind: string; readonly message: string }
+  | { readonly ev: 'drained' }
+  | {
+      readonly ev: 'closed';
+      /** Active resources left after everything was closed, beyond those present at start. */
+      readonly leaked: readonly string[];
+      /** Faults armed here that never landed. */
+      readonly unlanded: readonly ArmedFault['kind'][];
+    };
+
+/** Wall-clock time in ms with sub-ms precision, comparable across processes on one machine. */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The key caller `id` calls. */
+export function keyOfCaller(id: number, dups: number): string {
+  return `k${Math.floor(id / dups)}`;
+}

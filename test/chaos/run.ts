@@ -1,0 +1,107 @@
+// `npm run chaos`: a storm of duplicate calls across worker processes sharing a Redis of the
+// harness's own, with faults injected at random moments, checked against a ledger of every
+// execution kept in PostgreSQL. See docs/chaos.md.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OwnRedisServer } from '../helpers/redis.js';
+import { analyse } from './analyse.js';
+import { Evidence } from './evidence.js';
+import { FaultInjector } from './faults.js';
+import { LedgerDatabase } from './ledger.js';
+import { type ChaosOptions, parseOptions, USAGE } from './options.js';
+import { formatReport, passed } from './report.js';
+import { buildSchedule } from './schedule.js';
+import { Storm } from './storm.js';
+
+async function main(options: ChaosOptions): Promise<boolean> {
+  const started = Date.now();
+  const redisDir = await mkdtemp(join(tmpdir(), 'chaos-redis-'));
+  const persistence = options.persistence
+    ? ['--appendonly', 'yes', '--appendfsync', 'always']
+    : ['--appendonly', 'no'];
+  const server = await OwnRedisServer.start([...persistence, '--dir', redisDir]);
+  const ledger = await LedgerDatabase.create(options.pgUrl).catch(async (error: unknown) => {
+    await server.stop();
+    throw error;
+  });
+  const evidence = new Evidence();
+  let storm: Storm | undefined;
+  let injector: FaultInjector | undefined;
+  try {
+    const namespace = `chaos-${randomBytes(4).toString('hex')}`;
+    const schedule = buildSchedule(
+      options.keys,
+      options.dups,
+      options.workers,
+      2 * options.concurrency,
+    );
+    storm = new Storm(
+      (slot) => ({
+        slot,
+        redisUrl: server.url,
+        pgUrl: ledger.url,
+        namespace,
+        dups: options.dups,
+        leaseMs: options.leaseMs,
+        waitTimeoutMs: options.waitTimeoutMs,
+        storeTimeoutMs: options.storeTimeoutMs,
+        concurrency: options.concurrency,
+        fnMinMs: options.fnMinMs,
+        fnMaxMs: options.fnMaxMs,
+      }),
+      schedule,
+      evidence,
+    );
+    injector = new FaultInjector(options, storm, server, evidence);
+    progress(
+      `chaos: ${storm.callerCount} callers on ${options.workers} workers, db ${ledger.name}`,
+    );
+    await storm.start();
+    const done = await storm.settled(options.deadlineMs);
+    if (!done) progress(`chaos: deadline passed with ${evidence.hung.length} callers unsettled`);
+    await injector.close();
+    await storm.finish();
+    const rows = await ledger.rows();
+    if (options.evidence !== undefined) {
+      await writeFile(options.evidence, JSON.stringify({ rows, ...evidence.toJSON() }));
+    }
+    const figures = analyse(options, rows, evidence);
+    const timing = {
+      totalMs: Date.now() - started,
+      stormMs: (evidence.stormEnd || Date.now()) - evidence.stormStart,
+    };
+    process.stdout.write(`${formatReport(options, figures, timing)}\n`);
+    if (options.json !== undefined) {
+      const json = { options: { ...options, faults: [...options.faults] }, timing, figures };
+      await writeFile(options.json, `${JSON.stringify(json, null, 2)}\n`);
+    }
+    return passed(figures);
+  } finally {
+    await injector?.close().catch(() => {});
+    await storm?.finish().catch(() => {});
+    await server.stop();
+    await ledger.drop().catch((error: unknown) => progress(`chaos: could not drop: ${error}`));
+    await rm(redisDir, { recursive: true, force: true });
+  }
+}
+
+function progress(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+let options: ChaosOptions;
+try {
+  options = parseOptions(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+main(options).then(
+  (ok) => process.exit(ok ? 0 : 1),
+  (error: unknown) => {
+    process.stderr.write(`chaos: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);

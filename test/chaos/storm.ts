@@ -1,0 +1,225 @@
+// The parent's side of the storm: one slot per worker, each with its list of callers. It starts
+// the workers together, records what they report, replaces a killed worker with a new process
+// that carries on with the callers the dead one had not settled, and shuts everything down.
+import type { Evidence } from './evidence.js';
+import type { ArmedFault, WorkerConfig, WorkerEvent } from './protocol.js';
+import { WorkerProcess } from './worker-process.js';
+
+interface Slot {
+  readonly index: number;
+  readonly callers: readonly number[];
+  worker: WorkerProcess;
+  ready: Promise<void>;
+  /** The current process got its callers: it can be faulted. */
+  started: boolean;
+  /** Faults sent to the current process that it has not landed yet, in the order sent. */
+  armed: ArmedFault[];
+  last?: Extract<WorkerEvent, { ev: 'dying' }>;
+}
+
+export class Storm {
+  private readonly slots: Slot[];
+  private readonly total: number;
+  private finishing = false;
+  private readonly progressListeners = new Set<(settled: number, total: number) => void>();
+  private readonly replacements = new Set<Promise<void>>();
+
+  constructor(
+    private readonly configFor: (slot: number) => WorkerConfig,
+    schedule: readonly (readonly number[])[],
+    private readonly evidence: Evidence,
+  ) {
+    this.total = schedule.reduce((sum, callers) => sum + callers.length, 0);
+    this.slots = schedule.map((callers, index) => {
+      const slot = { index, callers, armed: [] } as unknown as Slot;
+      this.spawn(slot);
+      return slot;
+    });
+  }
+
+  get callerCount(): number {
+    return this.total;
+  }
+
+  onProgress(listener: (settled: number, total: number) => void): void {
+    this.progressListeners.add(listener);
+  }
+
+  /** Waits until every worker is ready, then starts them all at once. */
+  async start(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => slot.ready));
+    this.evidence.stormStart = Date.now();
+    for (const slot of this.slots) {
+      slot.worker.send({ cmd: 'start', callers: slot.callers });
+      slot.started = true;
+    }
+  }
+
+  /** Resolves when every caller settled (true), or at the deadline (false). */
+  async settled(deadlineMs: number): Promise<boolean> {
+    const deadline = Date.now() + deadlineMs;
+    while (this.evidence.callers.size < this.total) {
+      if (Date.now() > deadline) {
+        this.evidence.hung = this.allCallers().filter((id) => !this.evidence.callers.has(id));
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    this.evidence.stormEnd = Date.now();
+    return true;
+  }
+
+  /** A slot whose worker is up and still has callers to run, picked at random. */
+  busySlot(): number | undefined {
+    const busy = this.slots.filter((slot) => slot.started && this.remaining(slot).length > 0);
+    return busy[Math.floor(Math.random() * busy.length)]?.index;
+  }
+
+  /** The current process of `slot`. */
+  workerOf(slot: number): WorkerProcess | undefined {
+    return this.slots[slot]?.worker;
+  }
+
+  arm(slot: number, fault: ArmedFault): void {
+    const target = this.slots[slot];
+    if (target === undefined) return;
+    target.armed.push(fault);
+    target.worker.send({ cmd: 'arm', fault });
+  }
+
+  /** Every worker closes its executor and connections, reports leaks and exits. */
+  async finish(): Promise<void> {
+    this.finishing = true;
+    await Promise.all([...this.replacements]);
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        await slot.ready;
+        slot.worker.send({ cmd: 'finish' });
+        const timer = setTimeout(() => slot.worker.kill(), 15_000);
+        await slot.worker.ended;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  private spawn(slot: Slot): void {
+    let markReady = () => {};
+    slot.ready = new Promise((resolve) => {
+      markReady = resolve;
+    });
+    const worker = new WorkerProcess(this.configFor(slot.index), (event) =>
+      this.handle(slot, worker, event, markReady),
+    );
+    slot.worker = worker;
+    slot.started = false;
+    slot.armed = [];
+    delete slot.last;
+    void worker.ended.then((end) => {
+      if (this.finishing && end.signal === null) return;
+      const death = {
+        slot: slot.index,
+        pid: worker.pid,
+        t: end.t,
+        signal: end.signal,
+        code: end.code,
+        ...(slot.last === undefined
+          ? {}
+          : {
+              dying: {
+                phase: slot.last.phase,
+                key: slot.last.key,
+                token: slot.last.token,
+                t: slot.last.t,
+              },
+            }),
+      };
+      this.evidence.deaths.push(death);
+      if (this.finishing) return;
+      if (death.dying === undefined) {
+        process.stderr.write(`worker ${worker.pid} exited unexpectedly: ${worker.stderr}\n`);
+      }
+      const unlanded = slot.armed;
+      const replaced = this.replace(slot, unlanded);
+      this.replacements.add(replaced);
+      void replaced.finally(() => this.replacements.delete(replaced));
+    });
+  }
+
+  /** Starts a new process in the slot; it runs what the dead one left and its unlanded faults. */
+  private async replace(slot: Slot, unlanded: readonly ArmedFault[]): Promise<void> {
+    this.spawn(slot);
+    await slot.ready;
+    for (const fault of unlanded) this.arm(slot.index, fault);
+    slot.worker.send({ cmd: 'start', callers: this.remaining(slot) });
+    slot.started = true;
+  }
+
+  private remaining(slot: Slot): number[] {
+    return slot.callers.filter((id) => !this.evidence.callers.has(id));
+  }
+
+  private allCallers(): number[] {
+    return this.slots.flatMap((slot) => slot.callers);
+  }
+
+  private handle(slot: Slot, worker: WorkerProcess, event: WorkerEvent, markReady: () => void) {
+    const { evidence } = this;
+    switch (event.ev) {
+      case 'ready':
+        markReady();
+        break;
+      case 'settled': {
+        // Past the deadline the callers still out are hung, whatever they get at shutdown.
+        if (this.finishing) break;
+        const { ev: _ev, ...result } = event;
+        evidence.callers.set(event.id, result);
+        for (const listener of this.progressListeners) listener(evidence.callers.size, this.total);
+        break;
+      }
+      case 'dying':
+        slot.last = event;
+        this.landed(slot, event.phase === 'mid-fn' ? 'kill-mid' : 'kill-after');
+        break;
+      case 'stall-start':
+        this.landed(slot, 'stall');
+        evidence.stalls.push({
+          slot: slot.index,
+          pid: worker.pid,
+          key: event.key,
+          token: event.token,
+          from: event.t,
+        });
+        break;
+      case 'stall-end': {
+        const stall = evidence.stalls.find((s) => s.pid === worker.pid && s.token === event.token);
+        if (stall !== undefined) stall.to = event.t;
+        break;
+      }
+      case 'lease-lost':
+        evidence.leaseLost.push({ pid: worker.pid, key: event.key, t: event.t });
+        break;
+      case 'store-failed':
+        evidence.storeFailed.push({ pid: worker.pid, key: event.key, t: event.t });
+        break;
+      case 'unhandled':
+        evidence.unhandled.push({ pid: worker.pid, kind: event.kind, message: event.message });
+        break;
+      case 'drained':
+        break;
+      case 'closed':
+        evidence.closes.push({
+          slot: slot.index,
+          pid: worker.pid,
+          leaked: event.leaked,
+          unlanded: event.unlanded,
+        });
+        break;
+    }
+  }
+
+  private landed(slot: Slot, kind: ArmedFault['kind']): void {
+    const index = slot.armed.findIndex((fault) => fault.kind === kind);
+    if (index >= 0) slot.armed.splice(index, 1);
+    this.evidence.land(kind);
+  }
+}

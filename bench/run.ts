@@ -1,11 +1,12 @@
-// `npm run bench [-- --quick] [--only fresh,replay,...] [--docs <dir>]`
+// `npm run bench [-- --quick] [--only fresh,replay,...] [--docs <dir>] [--render]`
 //
 // Measures what the performance contract in DESIGN.md promises, against a redis-server the bench
 // starts for itself on a free port (so it may empty it between measurements), prints the figures
 // and regenerates docs/benchmarks.md with its charts. `--quick` runs every scenario at a size
 // for CI and writes its report to a temporary directory unless --docs is given. Nothing here
 // checks a speed; a scenario that fails (a peer that cannot connect, a replay that ran fn) fails
-// the run.
+// the run. `--render` measures nothing: it rewrites docs/benchmarks.md and its charts from the
+// last run's docs/benchmarks.json (after editing bench/analysis.md, say).
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     docs: { type: 'string' },
+    render: { type: 'boolean', default: false },
   },
 });
 const quick = values.quick ?? false;
@@ -57,6 +59,12 @@ const docsDir =
   (quick || values.only !== undefined
     ? await mkdtemp(join(tmpdir(), 'bench-'))
     : join(root, 'docs'));
+
+if (values.render === true) {
+  const saved = JSON.parse(await readFile(join(docsDir, 'benchmarks.json'), 'utf8')) as Results;
+  console.log(`Report: ${await writeReport(saved, docsDir, join(root, 'bench', 'analysis.md'))}`);
+  process.exit(0);
+}
 
 const server = await OwnRedisServer.start();
 const admin = new Redis(server.url);

@@ -203,6 +203,8 @@ export async function writeReport(
       ratio(row.commandsPerRun),
       ratio(row.roundTripsPerRun),
       Object.entries(row.perRun)
+        // A one-off call spread over many runs (a script loaded once) rounds to nothing.
+        .filter(([, calls]) => calls >= 0.005)
         .map(([command, calls]) => `${command} ${ratio(calls)}`)
         .join(', '),
     ]),

@@ -80,12 +80,18 @@ export class RedisStore implements Store {
   private readonly readScript: ScriptCaller<[string], [], [0] | [1, Buffer, number] | [2]>;
   private readonly fenceScript: ScriptCaller<[string, string], [string, number], number>;
   private readonly forgetScript: ScriptCaller<[string], [], 0 | 1 | 2>;
+  /**
+   * The user's client's `keyPrefix`, which ioredis puts before every key of a command, the
+   * channel a script publishes to included, but not before the channels of SUBSCRIBE.
+   */
+  private readonly channelPrefix: string;
   /** Times a command connection closed; see countConnectionDrops. */
   private connectionDrops = 0;
 
   constructor(options: RedisStoreOptions) {
     const { redis, commandTimeoutMs } = options;
     this.cluster = 'isCluster' in redis && redis.isCluster === true;
+    this.channelPrefix = redis.options.keyPrefix ?? '';
     this.operationTimeoutMs = commandTimeoutMs;
     this.publishCommand = this.cluster ? 'SPUBLISH' : 'PUBLISH';
     const connectionOptions: RedisOptions = {
@@ -190,7 +196,7 @@ export class RedisStore implements Store {
   }
 
   async subscribe(key: string, listener: KeyListener): Promise<Subscription> {
-    const channel = channelOf(key);
+    const channel = this.channelPrefix + channelOf(key);
     let entry = this.channels.get(channel);
     if (entry === undefined) {
       const created: ChannelEntry = {

@@ -107,7 +107,12 @@ export function heapChart(
         title: 'heap used (MiB)',
         scale: { zero: true },
       },
-      color: { field: 'subject', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+      color: {
+        field: 'subject',
+        type: 'nominal',
+        title: null,
+        legend: { orient: 'bottom', labelLimit: 320 },
+      },
     },
   };
 }

@@ -71,11 +71,26 @@ export async function compare(
   return rows;
 }
 
-/** Among `rows` of several configurations, the fastest at each concurrency, renamed `name`. */
-export function fastestPerConcurrency(
+/**
+ * Splits measured rows into the subjects' own and those of the raw loops named `rawNames`: the
+ * raw rows kept as they are (`configs`), and the fastest of them at each concurrency renamed
+ * `baselineName` (`baseline`), the figure each subject is compared with.
+ */
+export function separateRaw(
   rows: readonly ThroughputRow[],
-  name: string,
-): ThroughputRow[] {
+  rawNames: ReadonlySet<string>,
+  baselineName: string,
+): { subjects: ThroughputRow[]; configs: ThroughputRow[]; baseline: ThroughputRow[] } {
+  const configs = rows.filter((row) => rawNames.has(row.subject));
+  return {
+    subjects: rows.filter((row) => !rawNames.has(row.subject)),
+    configs,
+    baseline: fastestPerConcurrency(configs, baselineName),
+  };
+}
+
+/** Among `rows` of several configurations, the fastest at each concurrency, renamed `name`. */
+function fastestPerConcurrency(rows: readonly ThroughputRow[], name: string): ThroughputRow[] {
   const best = new Map<number, ThroughputRow>();
   for (const row of rows) {
     const current = best.get(row.concurrency);

@@ -1,6 +1,6 @@
 import { encode } from '@msgpack/msgpack';
 import { rawClients } from '../lib/ceiling.js';
-import { type Contender, compare, fastestPerConcurrency } from '../lib/compare.js';
+import { type Contender, compare, separateRaw } from '../lib/compare.js';
 import { type BenchContext, freshNamespace, payload } from '../lib/context.js';
 import type { Results } from '../lib/results.js';
 
@@ -45,15 +45,13 @@ export async function freshRuns(context: BenchContext, results: Results): Promis
       warmup: context.quick ? 200 : 5_000,
       beforeEach: () => context.admin.flushall().then(() => undefined),
     });
-    const rawNames = new Set(raw.map(({ name }) => name));
-    results.ceilingConfigs.push(...rows.filter((row) => rawNames.has(row.subject)));
-    results.fresh.push(
-      ...rows.filter((row) => !rawNames.has(row.subject)),
-      ...fastestPerConcurrency(
-        rows.filter((row) => rawNames.has(row.subject)),
-        'ceiling (raw SET NX PX + SET PX)',
-      ),
+    const split = separateRaw(
+      rows,
+      new Set(raw.map(({ name }) => name)),
+      'ceiling (raw SET NX PX + SET PX)',
     );
+    results.ceilingConfigs.push(...split.configs);
+    results.fresh.push(...split.subjects, ...split.baseline);
   } finally {
     await Promise.all(subjects.map((subject) => subject.close()));
     for (const { client } of raw) client.disconnect();

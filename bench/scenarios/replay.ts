@@ -1,6 +1,6 @@
 import { decode, encode } from '@msgpack/msgpack';
 import { rawClients } from '../lib/ceiling.js';
-import { type Contender, compare, fastestPerConcurrency } from '../lib/compare.js';
+import { type Contender, compare, separateRaw } from '../lib/compare.js';
 import { type BenchContext, freshNamespace, payload } from '../lib/context.js';
 import { drive } from '../lib/load.js';
 import type { Results } from '../lib/results.js';
@@ -58,15 +58,13 @@ export async function replays(context: BenchContext, results: Results): Promise<
       rounds: context.quick ? 1 : 3,
       warmup: context.quick ? 100 : 2_000,
     });
-    const rawNames = new Set(raw.map(({ name }) => name));
-    results.replayBaselineConfigs.push(...rows.filter((row) => rawNames.has(row.subject)));
-    results.replay.push(
-      ...rows.filter((row) => !rawNames.has(row.subject)),
-      ...fastestPerConcurrency(
-        rows.filter((row) => rawNames.has(row.subject)),
-        'baseline (raw GET + decode)',
-      ),
+    const split = separateRaw(
+      rows,
+      new Set(raw.map(({ name }) => name)),
+      'baseline (raw GET + decode)',
     );
+    results.replayBaselineConfigs.push(...split.configs);
+    results.replay.push(...split.subjects, ...split.baseline);
   } finally {
     await Promise.all(subjects.map((subject) => subject.close()));
     for (const { client } of raw) client.disconnect();

@@ -2,17 +2,10 @@
 // got, which processes died and how, the faults injected with their times, and the executor
 // events workers saw. The report classifies from this and the ledger, nothing else.
 import type { FaultKind } from './options.js';
+import type { WorkerEvent } from './protocol.js';
 
-export interface CallerResult {
-  readonly id: number;
-  readonly key: string;
-  readonly pid: number;
-  readonly t0: number;
-  readonly t1: number;
-  readonly token?: number;
-  readonly code?: string;
-  readonly ownToken?: number;
-}
+/** What one caller got, as its worker reported it. */
+export type CallerResult = Omit<Extract<WorkerEvent, { ev: 'settled' }>, 'ev'>;
 
 export interface Death {
   readonly slot: number;

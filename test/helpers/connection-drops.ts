@@ -1,4 +1,6 @@
 // Shared by the single-server and cluster tests of commands re-sent after a connection drop.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { type IdempotentExecutor, isIdempotencyError } from '../../src/index.js';
 
@@ -8,8 +10,6 @@ export const DROPS_LEASE_MS = 120_000;
 export const DROPS_WAIT_TIMEOUT_MS = 5_000;
 /** The connection name the executor's connections inherit from the client under test. */
 export const DROPPING = 'dropping';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Kills every connection named {@link DROPPING} on each of `servers` every few ms until
@@ -64,4 +64,22 @@ export async function runUniqueKeys(
     }),
   );
   return outcomes;
+}
+
+/**
+ * Asserts what a storm of {@link runUniqueKeys} under {@link keepKilling} must end with: the
+ * connections were really killed; every call settled with its value, or was refused while Redis
+ * was unreachable; none was told LEASE_LOST, none timed out waiting (on its own lease: there is
+ * no other).
+ */
+export function assertNoCallerMistookItsOwnCommand(
+  outcomes: Record<string, number>,
+  kills: number,
+  runs: number,
+): void {
+  assert.ok(kills > 10, `the connections were killed (${kills} times)`);
+  const { value = 0, IDEMPOTENCY_STORE_UNAVAILABLE: unavailable = 0, ...others } = outcomes;
+  assert.deepEqual(others, {}, `unexpected outcomes: ${JSON.stringify(others)}`);
+  assert.equal(value + unavailable, runs);
+  assert.ok(value > 0);
 }

@@ -9,7 +9,6 @@ export interface ScriptDefinition<
   Keys extends readonly string[],
   Args extends readonly ScriptArg[],
 > {
-  readonly name: string;
   readonly lua: string;
   readonly keys: Keys['length'];
   /** Phantom field carrying the argument types; never set. */

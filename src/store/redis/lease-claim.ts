@@ -1,6 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
 import Redlock, { Lock } from 'redlock';
-import { newLeaseToken } from '../lease-token.js';
 
 /**
  * Takes leases with redlock on the record key itself. Returns the lock, or null when the key is
@@ -14,8 +13,8 @@ export class LeaseClaimer {
     this.redlock = new SingleClientRedlock(connection);
   }
 
-  /** Claims `key` with `token` (a fresh lease token unless given). */
-  claim(key: string, leaseMs: number, token = newLeaseToken()): Promise<Lock | null> {
+  /** Claims `key` with `token`, a fresh lease token (see lease-token.ts). */
+  claim(key: string, leaseMs: number, token: string): Promise<Lock | null> {
     return this.redlock.tryAcquire(key, leaseMs, token);
   }
 

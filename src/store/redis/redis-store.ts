@@ -154,16 +154,12 @@ export class RedisStore implements Store {
     this.countConnectionDrops();
 
     this.claimer = new LeaseClaimer(this.commands);
-    this.completeScript = defineScript(this.commands, {
-      name: 'complete',
-      lua: completeLua,
-      keys: 2,
-    });
-    this.releaseScript = defineScript(this.commands, { name: 'release', lua: releaseLua, keys: 2 });
-    this.renewScript = defineScript(this.commands, { name: 'renew', lua: renewLua, keys: 2 });
-    this.readScript = defineScript(this.commands, { name: 'read', lua: readLua, keys: 1 });
-    this.fenceScript = defineScript(this.commands, { name: 'fence', lua: fenceLua, keys: 2 });
-    this.forgetScript = defineScript(this.commands, { name: 'forget', lua: forgetLua, keys: 1 });
+    this.completeScript = defineScript(this.commands, { lua: completeLua, keys: 2 });
+    this.releaseScript = defineScript(this.commands, { lua: releaseLua, keys: 2 });
+    this.renewScript = defineScript(this.commands, { lua: renewLua, keys: 2 });
+    this.readScript = defineScript(this.commands, { lua: readLua, keys: 1 });
+    this.fenceScript = defineScript(this.commands, { lua: fenceLua, keys: 2 });
+    this.forgetScript = defineScript(this.commands, { lua: forgetLua, keys: 1 });
   }
 
   async claim(key: string, leaseMs: number): Promise<Lease | null> {

@@ -10,6 +10,7 @@ export {
   isIdempotencyError,
   KeyReusedError,
   LeaseLostError,
+  OutcomeNotStoredError,
   ReplayedError,
   SerializationError,
   StoreUnavailableError,

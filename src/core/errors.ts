@@ -15,6 +15,7 @@ export const ErrorCode = {
   SERIALIZATION: 'IDEMPOTENCY_SERIALIZATION',
   CORRUPT_RECORD: 'IDEMPOTENCY_CORRUPT_RECORD',
   ABORTED: 'IDEMPOTENCY_ABORTED',
+  OUTCOME_NOT_STORED: 'IDEMPOTENCY_OUTCOME_NOT_STORED',
 } as const;
 
 /** Union of every {@link ErrorCode} value. */
@@ -118,6 +119,25 @@ export class SerializationError extends IdempotencyError {
   readonly code = ErrorCode.SERIALIZATION;
   constructor(message: string, key?: string, options?: ErrorOptions) {
     super(message, key, options);
+  }
+}
+
+/**
+ * fn already ran for this key, but its outcome was over `maxRecordBytes`, so only the fact that
+ * it ran was stored: a duplicate gets this instead of running fn a second time. The record
+ * expires with the key's `ttlMs`; `forget(key)` clears it sooner.
+ */
+export class OutcomeNotStoredError extends IdempotencyError {
+  override readonly name = 'OutcomeNotStoredError';
+  readonly code = ErrorCode.OUTCOME_NOT_STORED;
+  /** The encoded size of the outcome that was not kept, bytes. */
+  readonly outcomeBytes: number;
+  constructor(key: string, outcomeBytes: number) {
+    super(
+      `Key "${key}" was executed, but its outcome (${outcomeBytes} bytes) was over maxRecordBytes and was not stored`,
+      key,
+    );
+    this.outcomeBytes = outcomeBytes;
   }
 }
 

@@ -18,12 +18,13 @@ import {
   isIdempotencyError,
   KeyReusedError,
   LeaseLostError,
+  OutcomeNotStoredError,
   SerializationError,
   StoreUnavailableError,
   WaitTimeoutError,
 } from './errors.js';
 import { type Caller, Flight, type Settled } from './flight.js';
-import { recordKeyOf, validateKey } from './keys.js';
+import { isWellFormed, recordKeyOf, validateKey } from './keys.js';
 import {
   defaultOptions,
   type ExecutorEvent,
@@ -33,7 +34,13 @@ import {
   positiveInteger,
   type RunOptions,
 } from './options.js';
-import { type Outcome, RecordCodec, renewedLeaseMs, type StoredRecord } from './record-codec.js';
+import {
+  type Outcome,
+  RecordCodec,
+  RecordTooLargeError,
+  renewedLeaseMs,
+  type StoredRecord,
+} from './record-codec.js';
 
 /** What fn receives. */
 export interface RunContext {
@@ -74,6 +81,7 @@ const LIBRARY_ERRORS = [
   InvalidOptionError,
   KeyReusedError,
   LeaseLostError,
+  OutcomeNotStoredError,
   SerializationError,
   StoreUnavailableError,
   WaitTimeoutError,
@@ -140,10 +148,15 @@ export class IdempotentExecutor {
       );
     }
     const namespace = options.namespace ?? defaultOptions.namespace;
-    if (typeof namespace !== 'string' || namespace.length === 0 || namespace.length > 256) {
+    if (
+      typeof namespace !== 'string' ||
+      namespace.length === 0 ||
+      namespace.length > 256 ||
+      !isWellFormed(namespace)
+    ) {
       throw new InvalidOptionError(
         'namespace',
-        'a non-empty string of at most 256 characters',
+        'a non-empty, well-formed string of at most 256 characters',
         namespace,
       );
     }
@@ -273,7 +286,10 @@ export class IdempotentExecutor {
       this.store.read(recordKeyOf(this.namespace, key)),
     );
     if (state.state === 'absent') return { state: 'absent' };
-    if (state.state === 'running') return { state: 'running', leaseExpiresInMs: state.ttlMs };
+    if (state.state === 'running') {
+      if (state.ttlMs < 0) throw leaseWithoutExpiry(key);
+      return { state: 'running', leaseExpiresInMs: state.ttlMs };
+    }
     const record = this.decodeRecord(key, state.bytes);
     return {
       state: 'completed',
@@ -362,12 +378,7 @@ export class IdempotentExecutor {
         }
         if (state.state === 'completed') return this.replay(key, state.bytes, waitStarted);
         if (state.state === 'absent') continue;
-        if (state.ttlMs < 0) {
-          throw new CorruptRecordError(
-            `Key "${key}" holds a lease with no expiry; it was not written by this library`,
-            key,
-          );
-        }
+        if (state.ttlMs < 0) throw leaseWithoutExpiry(key);
         const event = await inbox.next(state.ttlMs + EXPIRY_MARGIN_MS, flight.abandonSignal);
         if (event === 'abandoned') return ABANDONED;
         if (event === 'expired' || event === 'resync') continue;
@@ -416,12 +427,25 @@ export class IdempotentExecutor {
     }
 
     let record: Uint8Array;
+    let outcomeStored = true;
     try {
       record = this.codec.encodeRecord({ outcome, fingerprint, startedAt, completedAt });
     } catch (error) {
-      const failure = error instanceof SerializationError ? withKey(error, key) : error;
-      await this.release(lease, fingerprint, { ok: false, error: failure });
-      return { kind: 'failure', error: failure };
+      if (error instanceof RecordTooLargeError) {
+        // fn ran: freeing the key would run it again for every duplicate. Keep that it ran, and
+        // give duplicates a typed answer instead of the payload.
+        outcomeStored = false;
+        const marker = new OutcomeNotStoredError(key, error.bytes);
+        // A few hundred bytes plus the key: kept even under a very small maxRecordBytes.
+        record = this.codec.encodeRecord(
+          { outcome: { ok: false, error: marker }, fingerprint, startedAt, completedAt },
+          Number.POSITIVE_INFINITY,
+        );
+      } else {
+        const failure = error instanceof SerializationError ? withKey(error, key) : error;
+        await this.release(lease, fingerprint, { ok: false, error: failure });
+        return { kind: 'failure', error: failure };
+      }
     }
 
     const stored = await this.completeRecord(key, lease, record, settings.ttlMs);
@@ -429,8 +453,8 @@ export class IdempotentExecutor {
       this.emit({ type: 'lease-lost', key });
       return { kind: 'failure', error: new LeaseLostError(key) };
     }
-    const cached = stored === 'stored';
-    if (cached && this.replicas > 0) await this.awaitReplicas(key, flight);
+    if (stored === 'stored' && this.replicas > 0) await this.awaitReplicas(key, flight);
+    const cached = stored === 'stored' && outcomeStored;
     this.emit({
       type: 'executed',
       key,
@@ -752,6 +776,14 @@ function storeError(key: string, error: unknown): unknown {
   return new StoreUnavailableError(`The store did not answer for key "${key}"`, key, {
     cause: error,
   });
+}
+
+/** A lease token with no expiry: `run()` and `inspect()` give the same answer for it. */
+function leaseWithoutExpiry(key: string): CorruptRecordError {
+  return new CorruptRecordError(
+    `Key "${key}" holds a lease with no expiry; it was not written by this library`,
+    key,
+  );
 }
 
 function withKey(error: SerializationError, key: string): SerializationError {

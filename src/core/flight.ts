@@ -133,18 +133,19 @@ class Attachment {
   }
 
   onPhase(phase: Phase): void {
-    if (phase === 'executing') {
-      if (!this.caller.wait && !this.caller.leader) {
-        this.fail(new InProgressError(this.flight.key));
-      } else {
-        // This process now runs fn for the caller: the wait bound no longer applies.
-        clearTimeout(this.timer);
-        this.timer = undefined;
-      }
-    } else if (phase === 'waiting' && this.timer === undefined) {
+    if (phase === 'claiming') return;
+    if (phase === 'executing' && this.caller.leader) {
+      // fn now runs for this very caller: it is not waiting for another execution.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    // Waiting on another process, or a duplicate that joined an execution of this process:
+    // either way someone else's fn runs, and this caller keeps its own bound.
+    if (!this.caller.wait) this.fail(new InProgressError(this.flight.key));
+    else if (this.timer === undefined) {
       const remaining = this.startedAt + this.caller.waitTimeoutMs - Date.now();
-      if (!this.caller.wait) this.fail(new InProgressError(this.flight.key));
-      else if (remaining <= 0) this.timeOut();
+      if (remaining <= 0) this.timeOut();
       else this.timer = setTimeout(() => this.timeOut(), remaining);
     }
   }

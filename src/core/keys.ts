@@ -14,7 +14,17 @@ export function validateKey(key: unknown): asserts key is string {
       `Expected the key to be at most ${MAX_KEY_LENGTH} characters, got ${key.length}`,
     );
   }
+  if (!isWellFormed(key)) {
+    // UTF-8 turns every lone surrogate into U+FFFD: "s\uD800" and "s\uDC00" would be one key.
+    throw new InvalidKeyError(
+      'Expected the key to be well-formed Unicode (it has a lone surrogate)',
+    );
+  }
 }
+
+/** Whether `text` has no lone surrogate, so that it survives UTF-8 as itself. */
+export const isWellFormed = (text: string): boolean =>
+  (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 /**
  * `<namespace>:{<key>}`, each part escaped so that `%`, `{` and `}` cannot occur raw. Then the

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Decoder, Encoder, ExtData, ExtensionCodec } from '@msgpack/msgpack';
 import { CorruptRecordError, ReplayedError, SerializationError } from './errors.js';
+import { isWellFormed } from './keys.js';
 
 /**
  * Records and pub/sub notices are msgpack behind a one-byte version/kind tag. A lease token
@@ -19,7 +20,30 @@ const Ext = {
   BIGINT: 3,
   BUFFER: 4,
   ERROR: 5,
+  /** A `Date` whose time is NaN: msgpack's timestamp would turn it into 1970-01-01. */
+  INVALID_DATE: 6,
 } as const;
+
+/**
+ * The deepest nesting of objects and arrays accepted in a value, error or fingerprint: msgpack's
+ * own encoder limit. Checked while walking, so a deeper value is a `SerializationError` rather
+ * than a stack overflow.
+ */
+const MAX_NESTING = 100;
+
+/**
+ * An extension codec that refuses the types it does not know: msgpack's default hands them to
+ * the caller as raw `ExtData`, and a record holding one was not written by this library.
+ */
+class StrictExtensionCodec extends ExtensionCodec {
+  override decode(data: Uint8Array, type: number, context: undefined): unknown {
+    // Negative types are msgpack's own (the timestamp of a Date).
+    if (type >= 0 && !KNOWN_EXT_TYPES.has(type)) throw new Error(`unknown extension type ${type}`);
+    return super.decode(data, type, context);
+  }
+}
+
+const KNOWN_EXT_TYPES: ReadonlySet<number> = new Set(Object.values(Ext));
 
 /** What fn produced: its value, or what it threw. */
 export type Outcome =
@@ -42,6 +66,20 @@ export interface ReleaseNotice {
   readonly outcome: Outcome | null;
 }
 
+/**
+ * The record encodes but is over `maxRecordBytes`. Unlike an unencodable outcome, the executor
+ * still stores that fn ran (see `OutcomeNotStoredError`).
+ */
+export class RecordTooLargeError extends SerializationError {
+  constructor(
+    /** The size the record would have had, bytes. */
+    readonly bytes: number,
+    maxRecordBytes: number,
+  ) {
+    super(`The record would be ${bytes} bytes, over maxRecordBytes (${maxRecordBytes})`);
+  }
+}
+
 /** A class whose instances are rebuilt on replay (see `errorClasses`). */
 // biome-ignore lint/suspicious/noExplicitAny: constructor parameters of user classes are unknown
 export type ErrorClass = abstract new (...args: any[]) => Error;
@@ -58,6 +96,7 @@ const BUILT_IN_ERRORS: readonly ErrorClass[] = [
 
 const EMPTY = new Uint8Array(0);
 const UNDEFINED_MARKER = new ExtData(Ext.UNDEFINED, EMPTY);
+const INVALID_DATE_MARKER = new ExtData(Ext.INVALID_DATE, EMPTY);
 
 /** Where in a value an unencodable part sits, for error messages: `value.items[3].price`. */
 type Path = string;
@@ -84,7 +123,7 @@ export class RecordCodec {
     private readonly maxRecordBytes: number,
   ) {
     for (const cls of [...BUILT_IN_ERRORS, ...errorClasses]) this.registry.set(cls.name, cls);
-    const extensionCodec = new ExtensionCodec();
+    const extensionCodec = new StrictExtensionCodec();
     for (const type of Object.values(Ext)) {
       extensionCodec.register({
         type,
@@ -97,12 +136,16 @@ export class RecordCodec {
     this.decoder = new Decoder({ extensionCodec });
   }
 
-  /** @throws SerializationError when the outcome cannot be encoded or is over the size limit. */
-  encodeRecord(record: StoredRecord): Uint8Array {
+  /**
+   * @param maxBytes the size limit; the executor lifts it only for its own small marker records.
+   * @throws SerializationError when the outcome cannot be encoded, {@link RecordTooLargeError}
+   * when it is over the size limit.
+   */
+  encodeRecord(record: StoredRecord, maxBytes = this.maxRecordBytes): Uint8Array {
     const { outcome } = record;
     const payload = outcome.ok
-      ? this.toWire(outcome.value, 'value', this.walk())
-      : this.toWire(outcome.error, 'error', this.walk());
+      ? this.wire(outcome.value, 'value', this.walk())
+      : this.wire(outcome.error, 'error', this.walk());
     const body = [
       outcome.ok ? 0 : 1,
       payload,
@@ -110,14 +153,14 @@ export class RecordCodec {
       record.startedAt,
       record.completedAt,
     ];
-    return this.frame(RECORD_TAG, body);
+    return this.frame(RECORD_TAG, body, maxBytes);
   }
 
   /** @throws SerializationError when the notice's outcome cannot be encoded. */
   encodeReleaseNotice(notice: ReleaseNotice): Uint8Array {
     const { outcome } = notice;
     if (outcome === null) return this.frame(RELEASE_TAG, [notice.fingerprint, null]);
-    const error = outcome.ok ? undefined : this.toWire(outcome.error, 'error', this.walk());
+    const error = outcome.ok ? undefined : this.wire(outcome.error, 'error', this.walk());
     return this.frame(RELEASE_TAG, [notice.fingerprint, [error]]);
   }
 
@@ -167,11 +210,23 @@ export class RecordCodec {
     return createHash('sha256').update(bytes).digest().subarray(0, 16);
   }
 
+  /**
+   * {@link toWire} with whatever the value itself throws (a getter, a `Proxy` trap) turned into
+   * a `SerializationError`: an unencodable outcome is one error, never the value's own.
+   */
+  private wire(value: unknown, path: Path, walk: Walk): unknown {
+    try {
+      return this.toWire(value, path, walk);
+    } catch (err) {
+      throw asSerializationError(err);
+    }
+  }
+
   private walk(encoder = this.encoder): Walk {
     return { ancestors: new Set(), encoder };
   }
 
-  private frame(tag: number, body: unknown): Uint8Array {
+  private frame(tag: number, body: unknown, maxBytes = this.maxRecordBytes): Uint8Array {
     let encoded: Uint8Array;
     try {
       // A view of the encoder's own buffer, valid until its next use: copied into `framed` below.
@@ -179,10 +234,8 @@ export class RecordCodec {
     } catch (err) {
       throw asSerializationError(err);
     }
-    if (encoded.byteLength + 1 > this.maxRecordBytes) {
-      throw new SerializationError(
-        `The record would be ${encoded.byteLength + 1} bytes, over maxRecordBytes (${this.maxRecordBytes})`,
-      );
+    if (encoded.byteLength + 1 > maxBytes) {
+      throw new RecordTooLargeError(encoded.byteLength + 1, maxBytes);
     }
     // ioredis stores a Uint8Array as the text "1,2,3"; a Buffer over the same memory is sent as bytes.
     const framed = Buffer.allocUnsafe(encoded.byteLength + 1);
@@ -216,10 +269,16 @@ export class RecordCodec {
       case 'symbol':
         throw new SerializationError(`Cannot store a ${typeof value} (at ${path})`);
     }
-    if (value === null || value instanceof Date) return value;
+    if (value === null) return value;
+    if (value instanceof Date) return Number.isNaN(value.getTime()) ? INVALID_DATE_MARKER : value;
     const object = value as object;
     if (walk.ancestors.has(object)) {
       throw new SerializationError(`Cannot store a circular structure (at ${path})`);
+    }
+    if (walk.ancestors.size >= MAX_NESTING) {
+      throw new SerializationError(
+        `Cannot store a value nested more than ${MAX_NESTING} levels deep (at ${path.slice(0, 200)}…)`,
+      );
     }
     walk.ancestors.add(object);
     try {
@@ -320,6 +379,8 @@ export class RecordCodec {
     switch (type) {
       case Ext.UNDEFINED:
         return undefined;
+      case Ext.INVALID_DATE:
+        return new Date(Number.NaN);
       case Ext.BIGINT: {
         const text = Buffer.from(data).toString('latin1');
         if (!/^-?\d+$/.test(text)) throw new Error('malformed bigint');
@@ -402,9 +463,6 @@ function parseNotice(body: unknown): ReleaseNotice {
   if (!Array.isArray(carried) || carried.length !== 1) throw new Error('malformed notice');
   return { fingerprint, outcome: { ok: false, error: carried[0] } };
 }
-
-const isWellFormed = (text: string): boolean =>
-  (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 function isFingerprint(value: unknown): value is Uint8Array | null {
   return value === null || (value instanceof Uint8Array && value.byteLength === 16);

@@ -76,6 +76,9 @@ describe('bad input', () => {
       ['null', null],
       ['an object', { id: 'order-1' }],
       [`a string of ${MAX_KEY_LENGTH + 1} characters`, 'k'.repeat(MAX_KEY_LENGTH + 1)],
+      ['a string ending in a lone high surrogate', 's\uD800'],
+      ['a string ending in a lone low surrogate', 's\uDC00'],
+      ['a string with a low surrogate before a high one', '\uDC00\uD800'],
     ];
 
     for (const [description, key] of invalidKeys) {
@@ -99,6 +102,31 @@ describe('bad input', () => {
       });
     }
 
+    it('never lets keys with lone surrogates share a record with the key UTF-8 turns them into', async () => {
+      // Prepare: "s\uFFFD" is what UTF-8 makes of both "s\uD800" and "s\uDC00"
+      const idempotent = executor();
+      const replaced = await runCounting(idempotent, 's\uFFFD', 'the replacement character');
+
+      // Act
+      const high = await runCounting(executor(), 's\uD800', 'a lone high surrogate');
+      const low = await runCounting(executor(), 's\uDC00', 'a lone low surrogate');
+
+      // Assess
+      assert.deepEqual(replaced, { ok: true, result: 'the replacement character', ran: true });
+      for (const refused of [high, low]) {
+        assert.equal(refused.ran, false);
+        assert.equal(refused.ok ? undefined : codeOf(refused.error), 'IDEMPOTENCY_INVALID_KEY');
+      }
+    });
+
+    it('refuses a namespace with a lone surrogate when the executor is made', () => {
+      // Act
+      const made = () => new IdempotentExecutor({ redis, namespace: 'payments\uD800' });
+
+      // Assess
+      assert.throws(made, { code: 'IDEMPOTENCY_INVALID_OPTION', option: 'namespace' });
+    });
+
     it(`accepts a key of exactly MAX_KEY_LENGTH (${MAX_KEY_LENGTH}) characters`, async () => {
       // Prepare
       const idempotent = executor();
@@ -117,11 +145,34 @@ describe('bad input', () => {
   describe('outcomes that cannot be stored', () => {
     const circular: Record<string, unknown> = { receipt: 'r-1' };
     circular.self = circular;
+    let deep: unknown = 'bottom';
+    for (let depth = 0; depth < 100_000; depth++) deep = { next: deep };
     const unencodable: [string, unknown][] = [
       ['a function', () => 'not data'],
       ['a circular object', circular],
       ['a symbol', Symbol('not data')],
       ['an object holding a function', { receipt: 'r-1', render: () => 'not data' }],
+      [
+        'an object whose getter throws',
+        Object.defineProperty({ receipt: 'r-1' }, 'total', {
+          enumerable: true,
+          get() {
+            throw new Error('the getter failed');
+          },
+        }),
+      ],
+      [
+        'a Proxy whose ownKeys trap throws',
+        new Proxy(
+          {},
+          {
+            ownKeys() {
+              throw new TypeError('the trap failed');
+            },
+          },
+        ),
+      ],
+      ['a value nested 100,000 levels deep', deep],
     ];
 
     for (const [description, value] of unencodable) {
@@ -186,20 +237,44 @@ describe('bad input', () => {
       assert.deepEqual(afterwards, { state: 'absent' });
     });
 
-    it('rejects a result over maxRecordBytes with IDEMPOTENCY_SERIALIZATION and frees the key: the next run runs fn and succeeds', async () => {
+    it('keeps a key whose result was over maxRecordBytes marked as executed: the caller gets its value, duplicates get IDEMPOTENCY_OUTCOME_NOT_STORED and never run fn', async () => {
       // Prepare
-      const idempotent = executor(1_024);
+      const big = 'x'.repeat(4_096);
 
       // Act
-      const first = await runCounting(idempotent, 'order-2', 'x'.repeat(4_096));
-      const afterwards = await idempotent.inspect('order-2');
-      const next = await runCounting(idempotent, 'order-2', 'x'.repeat(100));
+      const first = await runCounting(executor(1_024), 'order-2', big);
+      const afterwards = await executor(1_024).inspect('order-2');
+      const duplicate = await runCounting(executor(1_024), 'order-2', 'ran twice');
+      const forgotten = await executor(1_024).forget('order-2');
+      const next = await runCounting(executor(1_024), 'order-2', 'x'.repeat(100));
 
       // Assess
-      assert.equal(first.ran, true);
-      assert.equal(first.ok ? undefined : codeOf(first.error), 'IDEMPOTENCY_SERIALIZATION');
-      assert.deepEqual(afterwards, { state: 'absent' });
+      assert.deepEqual(first, { ok: true, result: big, ran: true });
+      assert.equal(afterwards.state, 'completed');
+      assert.equal(duplicate.ran, false);
+      assert.equal(duplicate.ok, false);
+      if (!duplicate.ok) {
+        assert.equal(codeOf(duplicate.error), 'IDEMPOTENCY_OUTCOME_NOT_STORED');
+        const { outcomeBytes } = duplicate.error as { outcomeBytes?: unknown };
+        assert.ok(typeof outcomeBytes === 'number' && outcomeBytes > 4_096);
+      }
+      assert.equal(forgotten, true);
       assert.deepEqual(next, { ok: true, result: 'x'.repeat(100), ran: true });
+    });
+
+    it('replays an Invalid Date as an Invalid Date, never as another date', async () => {
+      // Prepare
+      await runCounting(executor(), 'order-8', { shippedAt: new Date(Number.NaN) });
+
+      // Act
+      const replayed = await runCounting(executor(), 'order-8', 'ran twice');
+
+      // Assess
+      assert.equal(replayed.ran, false);
+      assert.ok(replayed.ok);
+      const shippedAt = (replayed.result as { shippedAt: unknown }).shippedAt;
+      assert.ok(shippedAt instanceof Date);
+      assert.ok(Number.isNaN(shippedAt.getTime()));
     });
 
     it('settles a waiter in another process when the running value cannot be stored (an error, or its own run)', async () => {
@@ -244,6 +319,11 @@ describe('bad input', () => {
       ['the record tag and bytes that are not msgpack', Buffer.from([0x01, 0xc1, 0xde, 0xad])],
       ['the record tag and msgpack of the wrong shape', Buffer.from([0x01, 0x93, 1, 2, 3])],
       ['a release notice', Buffer.from([0x02, 0x92, 0xc0, 0xc0])],
+      [
+        // [0, ext 42 (a type the library never writes), null, 1, 2]
+        'a record holding a msgpack extension type the library never writes',
+        Buffer.from([0x01, 0x95, 0x00, 0xd4, 42, 0x00, 0xc0, 0x01, 0x02]),
+      ],
       ['an empty string', Buffer.alloc(0)],
       ['a lease token without expiry', Buffer.from('0123456789abcdef0123456789abcdef')],
     ];
@@ -295,6 +375,40 @@ describe('bad input', () => {
       });
     }
   });
+
+  it('answers IDEMPOTENCY_CORRUPT_RECORD from inspect() as from run() for a lease token with no expiry', async () => {
+    // Prepare
+    const idempotent = executor();
+    await redis.set(plainRecordKey(namespace, 'order-9'), '0123456789abcdef0123456789abcdef');
+
+    // Act
+    const ran = await runCounting(idempotent, 'order-9', 'should not run');
+    const inspected = await rejectionOf(idempotent.inspect('order-9'));
+
+    // Assess
+    assert.equal(ran.ok ? undefined : codeOf(ran.error), 'IDEMPOTENCY_CORRUPT_RECORD');
+    assert.equal(codeOf(inspected), 'IDEMPOTENCY_CORRUPT_RECORD');
+  });
+
+  for (const [description, write] of [
+    ['text that is not a number', (key: string) => redis.set(key, 'not a number')],
+    ['a hash', (key: string) => redis.hset(key, 'field', 'value')],
+  ] as const) {
+    it(`answers IDEMPOTENCY_CORRUPT_RECORD, not an outage, for a fence counter holding ${description}`, async () => {
+      // Prepare
+      await write(`${plainRecordKey(namespace, 'order-10')}:fence`);
+
+      // Act
+      const error = await rejectionOf(
+        executor().run('order-10', (ctx) => ctx.fencingToken(), {
+          shouldCacheError: () => false,
+        }),
+      );
+
+      // Assess
+      assert.equal(codeOf(error), 'IDEMPOTENCY_CORRUPT_RECORD');
+    });
+  }
 
   it('left no rejection unhandled in any of the cases above', async () => {
     // Assess (after a turn of the event loop, so late rejections are reported too)

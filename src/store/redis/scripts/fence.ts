@@ -6,7 +6,9 @@
  * ARGV[1]  our lease token
  * ARGV[2]  how long the counter is kept, ms
  *
- * Returns: the token (> 0); -1 the lease is no longer ours.
+ * Returns: the token (> 0); -1 the lease is no longer ours; -2 the counter holds something
+ * that is not a number (not written by this library: reported as unreadable data, not as an
+ * outage).
  * The counter starts from the server's clock in microseconds, so tokens keep growing even
  * after the counter itself expired; after that it counts up by one per call.
  */
@@ -16,7 +18,16 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local now = redis.call('TIME')
 local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local kind = redis.call('TYPE', KEYS[2])['ok']
+local last = 0
+if kind == 'string' then
+  last = tonumber(redis.call('GET', KEYS[2]))
+  if last == nil then
+    return -2
+  end
+elseif kind ~= 'none' then
+  return -2
+end
 if last >= token then
   token = last + 1
 end

@@ -86,6 +86,15 @@ try {
   assert.equal(charges.length, 1);
   console.log(`3 jobs for ${order.orderId}, 1 charge: ${receipt.chargeId}`);
   console.log(`executor key: ${processor.keyOf(first)}`);
+
+  // 4. A job without an order id can never succeed: it fails at once, its other attempts unused,
+  //    with the error code in its failedReason, and nothing is charged.
+  const broken = await queue.add('charge', { amountCents: 500 } as Order, { attempts: 3 });
+  await assert.rejects(broken.waitUntilFinished(events), /^Error: IDEMPOTENCY_INVALID_KEY: /);
+  const failed = await queue.getJob(broken.id as string);
+  assert.equal(failed?.attemptsMade, 1);
+  assert.equal(charges.length, 1);
+  console.log(`a job without an order id: ${failed?.failedReason}`);
 } finally {
   await worker.close();
   await queue.obliterate({ force: true });

@@ -4,16 +4,15 @@ import {
   type RunContext,
   type RunOptions,
 } from '../../index.js';
-import { CancellableContext, runGuarded } from './guarded-run.js';
 import {
   assertExecutor,
   assertOptionsObject,
-  assertScope,
+  assertScopeOption,
   functionOption,
-  type JobRunSettings,
-  resolveRunSettings,
-} from './options.js';
-import { scopedKey } from './scoped-key.js';
+} from '../edge/index.js';
+import { CancellableContext, runGuarded } from './guarded-run.js';
+import { type JobRunSettings, resolveRunSettings } from './options.js';
+import { assertKeyPart, jobKey, unrecoverableKey } from './unrecoverable.js';
 
 /**
  * The parts of a BullMQ `Job` the processor reads; every BullMQ `Job` has them. Declared here
@@ -22,6 +21,11 @@ import { scopedKey } from './scoped-key.js';
 export interface ProcessedJob {
   /** The job id; BullMQ always sets it on the jobs a worker processes. */
   readonly id?: string | undefined;
+  /**
+   * When the job was created, ms since the epoch. BullMQ writes it once, when the job is added:
+   * every attempt, stall and manual retry of the job sees the same value.
+   */
+  readonly timestamp?: number | undefined;
   /** `<prefix>:<queue name>`, e.g. `bull:orders`. */
   readonly queueQualifiedName: string;
 }
@@ -58,8 +62,16 @@ export interface IdempotentProcessorOptions<JobType extends ProcessedJob> extend
   readonly scope?: string;
   /**
    * The job's key, e.g. a business key from its data (`(job) => job.data.orderId`): jobs enqueued
-   * twice under different job ids but with one business key then run the work once.
-   * @defaultValue `(job) => job.id`
+   * twice under different job ids but with one business key then run the work once. A key that
+   * is missing, empty, not a string or not well-formed Unicode fails the job at once, without
+   * further attempts (`IDEMPOTENCY_INVALID_KEY`).
+   *
+   * Without it a job is keyed by its id and its creation time (`<scope>:<id>:<timestamp>`): the
+   * same on every attempt, stall and manual retry of the job, but not shared with a later job
+   * that reuses its id (BullMQ counts ids from 1 again after `queue.obliterate()` or on a new
+   * Redis). Job ids you choose to deduplicate by (`jobId: order.id`) are business keys: pass
+   * `(job) => job.id` to key by them alone.
+   * @defaultValue the job's id and `timestamp`
    */
   readonly key?: (job: JobType) => string;
   /**
@@ -98,16 +110,23 @@ export function idempotentProcessor<JobType extends ProcessedJob, ResultType>(
   assertExecutor(executor);
   if (typeof work !== 'function') throw new InvalidOptionError('work', 'a function', work);
   assertOptionsObject(options);
-  if (options.scope !== undefined) assertScope(options.scope);
-  const { scope, fingerprint: fingerprintOf } = options;
-  const keyOfJob = functionOption('key', options.key, jobIdOf);
-  if (fingerprintOf !== undefined && typeof fingerprintOf !== 'function') {
-    throw new InvalidOptionError('fingerprint', 'a function', fingerprintOf);
+  if (options.scope !== undefined) assertScopeOption('scope', options.scope);
+  const { scope, key: businessKeyOf } = options;
+  // No key function: the job's identity (id and creation time) keys it, see identityOf.
+  if (businessKeyOf !== undefined && typeof businessKeyOf !== 'function') {
+    throw new InvalidOptionError('key', 'a function', businessKeyOf);
   }
+  const fingerprintOf = functionOption('fingerprint', options.fingerprint, noFingerprint);
   const settings: RunOptions = resolveRunSettings(options);
 
-  const keyOf = (job: JobType): string =>
-    scopedKey(scope ?? job.queueQualifiedName, keyOfJob(job), 'the job key');
+  const keyOf = (job: JobType): string => {
+    const jobScope = scope ?? job.queueQualifiedName;
+    if (scope === undefined) assertKeyPart(jobScope, 'the queue name');
+    if (businessKeyOf === undefined) return jobKey(jobScope, identityOf(job));
+    const key: unknown = businessKeyOf(job);
+    assertKeyPart(key, 'the job key');
+    return jobKey(jobScope, [key]);
+  };
 
   // Three declared parameters: BullMQ passes the job's AbortSignal only to a processor whose
   // `length` is at least 3.
@@ -121,7 +140,7 @@ export function idempotentProcessor<JobType extends ProcessedJob, ResultType>(
       {
         key: keyOf(job),
         settings,
-        fingerprint: fingerprintOf?.(job),
+        fingerprint: fingerprintOf(job),
         cancel: signal,
       },
       (ctx, cancel) => new JobContext(ctx, cancel, token),
@@ -140,9 +159,25 @@ class JobContext extends CancellableContext implements JobRunContext {
   }
 }
 
-function jobIdOf(job: ProcessedJob): string {
-  // scopedKey rejects a missing id with IDEMPOTENCY_INVALID_KEY.
-  return job.id as string;
+/**
+ * The default key parts of a job: its id and its creation time. The id alone is not enough: BullMQ
+ * counts ids from 1 again after `queue.obliterate()` or on a new Redis, and a new job 1 must not
+ * complete with the stored result of an old job 1 without its work running. The creation time
+ * tells them apart and, unlike `processedOn` or `attemptsMade`, stays the same on every attempt,
+ * stall and manual retry of one job, so those still replay.
+ */
+function identityOf(job: ProcessedJob): [string, string] {
+  const { id, timestamp } = job;
+  assertKeyPart(id, 'the job id');
+  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) {
+    unrecoverableKey(`Expected the job's timestamp to be a number, got ${typeof timestamp}`);
+  }
+  return [id, String(timestamp)];
+}
+
+/** No fingerprint: an undefined fingerprint is not checked. */
+function noFingerprint(_job: ProcessedJob): unknown {
+  return undefined;
 }
 
 const NO_OPTIONS = Object.freeze({});

@@ -9,3 +9,4 @@ export type { MessageGuardOptions, MessageRunOptions } from './message-guard.js'
 export { MessageGuard } from './message-guard.js';
 export type { JobRunSettings } from './options.js';
 export { defaultJobRunSettings } from './options.js';
+export { isUnrecoverable } from './unrecoverable.js';

@@ -1,13 +1,8 @@
 import type { IdempotentExecutor, RunContext, RunOptions } from '../../index.js';
+import { assertExecutor, assertOptionsObject, assertScopeOption } from '../edge/index.js';
 import { CancellableContext, runGuarded } from './guarded-run.js';
-import {
-  assertExecutor,
-  assertOptionsObject,
-  assertScope,
-  type JobRunSettings,
-  resolveRunSettings,
-} from './options.js';
-import { scopedKey } from './scoped-key.js';
+import { type JobRunSettings, resolveRunSettings } from './options.js';
+import { assertKeyPart, jobKey } from './unrecoverable.js';
 
 /** Options of {@link MessageGuard}. */
 export interface MessageGuardOptions extends JobRunSettings {
@@ -50,8 +45,13 @@ export interface MessageRunOptions {
  * const guard = new MessageGuard(executor, { scope: 'orders' });
  * await channel.consume('orders', async (msg) => {
  *   if (msg === null) return;
- *   await guard.run(msg.properties.messageId, () => fulfil(JSON.parse(msg.content.toString())));
- *   channel.ack(msg);
+ *   try {
+ *     await guard.run(msg.properties.messageId, () => fulfil(JSON.parse(msg.content.toString())));
+ *     channel.ack(msg);
+ *   } catch (error) {
+ *     // Requeue what may succeed later; dead-letter a message without a valid id.
+ *     channel.nack(msg, false, !isUnrecoverable(error));
+ *   }
  * });
  * ```
  */
@@ -66,7 +66,7 @@ export class MessageGuard {
   ) {
     assertExecutor(executor);
     assertOptionsObject(options);
-    assertScope(options.scope);
+    assertScopeOption('scope', options.scope);
     this.scope = options.scope;
     this.settings = resolveRunSettings(options);
   }
@@ -75,8 +75,10 @@ export class MessageGuard {
    * Runs `work` once for `messageId` and returns its value; a duplicate, concurrent or later, in
    * any process, gets that value (or a cached error) instead of running the work.
    *
-   * @throws the work's own error, or an `IdempotencyError` (`IDEMPOTENCY_INVALID_KEY` for an
-   * empty or missing id): leave the message unacknowledged or requeue it, so it comes back.
+   * @throws the work's own error, or an `IdempotencyError`: leave the message unacknowledged or
+   * requeue it, so it comes back, unless `isUnrecoverable(error)` says no delivery can succeed
+   * (`IDEMPOTENCY_INVALID_KEY`: the id is missing, empty, not a string or not well-formed
+   * Unicode; the work did not run). Reject that one without requeueing it (dead-letter it).
    */
   async run<T>(
     messageId: string,
@@ -98,11 +100,14 @@ export class MessageGuard {
   }
 
   /**
-   * The executor key of `messageId`, for `executor.inspect()` and `executor.forget()` (forget a
-   * message's result to have its next delivery run the work again).
+   * The executor key of `messageId` (`<scope>:<id>`, `%` and `:` escaped in the id), for
+   * `executor.inspect()` and `executor.forget()` (forget a message's result to have its next
+   * delivery run the work again).
+   * @throws what {@link MessageGuard.run} throws for an invalid id.
    */
   keyOf(messageId: string): string {
-    return scopedKey(this.scope, messageId, 'the message id');
+    assertKeyPart(messageId, 'the message id');
+    return jobKey(this.scope, [messageId]);
   }
 }
 

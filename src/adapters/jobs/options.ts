@@ -1,9 +1,5 @@
-import {
-  type IdempotentExecutor,
-  InvalidOptionError,
-  MIN_LEASE_MS,
-  type RunOptions,
-} from '../../index.js';
+import { MIN_LEASE_MS, type RunOptions } from '../../index.js';
+import { functionOption, integerOption } from '../edge/index.js';
 
 /**
  * Per-run settings shared by {@link MessageGuard} and `idempotentProcessor`. Each one given (or
@@ -52,65 +48,17 @@ export const defaultJobRunSettings = Object.freeze({
 
 /** The settings validated and turned into the `run()` options every run of an adapter shares. */
 export function resolveRunSettings(options: JobRunSettings): RunOptions {
+  const defaults = defaultJobRunSettings;
   const settings = {
-    leaseMs:
-      options.leaseMs === undefined
-        ? defaultJobRunSettings.leaseMs
-        : integerOption('leaseMs', options.leaseMs, MIN_LEASE_MS),
-    waitTimeoutMs:
-      options.waitTimeoutMs === undefined
-        ? defaultJobRunSettings.waitTimeoutMs
-        : integerOption('waitTimeoutMs', options.waitTimeoutMs),
+    leaseMs: integerOption('leaseMs', options.leaseMs, defaults.leaseMs, MIN_LEASE_MS),
+    waitTimeoutMs: integerOption('waitTimeoutMs', options.waitTimeoutMs, defaults.waitTimeoutMs),
     shouldCacheError: functionOption(
       'shouldCacheError',
       options.shouldCacheError,
-      defaultJobRunSettings.shouldCacheError,
+      defaults.shouldCacheError,
     ),
   };
   // No ttlMs given: the executor's own applies.
   if (options.ttlMs === undefined) return Object.freeze(settings);
-  return Object.freeze({ ...settings, ttlMs: integerOption('ttlMs', options.ttlMs) });
-}
-
-export function assertExecutor(executor: unknown): asserts executor is IdempotentExecutor {
-  if (
-    executor === null ||
-    typeof executor !== 'object' ||
-    typeof (executor as { run?: unknown }).run !== 'function'
-  ) {
-    throw new InvalidOptionError('executor', 'an IdempotentExecutor', executor);
-  }
-}
-
-export function assertOptionsObject(options: unknown): asserts options is object {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError('options', 'an object', options);
-  }
-}
-
-export function assertScope(scope: unknown): asserts scope is string {
-  if (typeof scope !== 'string' || scope.length === 0) {
-    throw new InvalidOptionError('scope', 'a non-empty string', scope);
-  }
-}
-
-export function functionOption<F extends Function>(
-  name: string,
-  value: F | undefined,
-  fallback: F,
-): F {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'function') throw new InvalidOptionError(name, 'a function', value);
-  return value;
-}
-
-function integerOption(name: string, value: unknown, min = 1): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(
-      name,
-      min === 1 ? 'a positive integer' : `an integer of at least ${min}`,
-      value,
-    );
-  }
-  return value;
+  return Object.freeze({ ...settings, ttlMs: integerOption('ttlMs', options.ttlMs, 0) });
 }

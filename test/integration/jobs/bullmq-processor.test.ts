@@ -1,13 +1,14 @@
 // The BullMQ processor with real BullMQ workers on the shared Redis: a job that runs again after
-// it succeeded replays its stored result; errors are not cached, so attempts retry; the lease
-// lives as long as the work, and losing it (or BullMQ cancelling the job) aborts the work's signal.
+// it succeeded replays its stored result, a new job reusing an old job's id does not; errors are
+// not cached, so attempts retry; a job whose key is invalid fails at once; the lease lives as long
+// as the work, and losing it (or BullMQ cancelling the job) aborts the work's signal.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { idempotentProcessor, type JobRunContext } from '../../../src/adapters/jobs/index.js';
-import { ErrorCode, IdempotentExecutor } from '../../../src/index.js';
+import { ErrorCode, IdempotentExecutor, isIdempotencyError } from '../../../src/index.js';
 import { connect, deleteNamespace, uniqueNamespace, waitUntil } from '../../helpers/redis.js';
 import { gate, sleep } from '../support.js';
 import { BullQueue, idOf } from './support.js';
@@ -209,6 +210,87 @@ describe('idempotentProcessor with BullMQ workers', () => {
     assert.deepEqual(duplicateDone.returnvalue, firstDone.returnvalue);
   });
 
+  it('runs the work of a new job that reuses the id of a job from before queue.obliterate(), and completes it with its own result', async () => {
+    // Prepare: job 1 runs and its result is stored; the queue is then obliterated, which
+    // restarts BullMQ's id counter.
+    const queue = bullQueue();
+    const { runs, work } = charging();
+    queue.worker(idempotentProcessor(executor(), work));
+    const old = await queue.queue.add('charge', { orderId: 'o-old', amount: 100 });
+    const oldDone = await queue.settled(idOf(old));
+    await queue.queue.obliterate({ force: true });
+
+    // Act
+    const reused = await queue.queue.add('charge', { orderId: 'o-new', amount: 200 });
+    const reusedDone = await queue.settled(idOf(reused));
+
+    // Assess
+    assert.equal(idOf(reused), idOf(old));
+    assert.deepEqual(runs, [idOf(old), idOf(reused)]);
+    assert.equal(await reusedDone.getState(), 'completed');
+    assert.equal((reusedDone.returnvalue as Receipt).orderId, 'o-new');
+    assert.notDeepEqual(reusedDone.returnvalue, oldDone.returnvalue);
+  });
+
+  it('replays the stored result to the next attempt of a job that failed after its work ran: the default key holds across attempts', async () => {
+    // Prepare: the work's result is stored, then the first attempt fails on the way back to
+    // BullMQ (as when a worker loses the job after the work).
+    const queue = bullQueue();
+    const { runs, work } = charging();
+    const guarded = idempotentProcessor(executor(), work);
+    const returned: unknown[] = [];
+    queue.worker(async (job: Job<Order>, token?: string, signal?: AbortSignal) => {
+      const receipt = await guarded(job, token, signal);
+      returned.push(receipt);
+      if (job.attemptsMade === 0) throw new Error('connection lost after the work');
+      return receipt;
+    });
+
+    // Act
+    const job = await queue.queue.add('charge', { orderId: 'o-11', amount: 700 }, { attempts: 2 });
+    const done = await queue.settled(idOf(job));
+
+    // Assess
+    assert.equal(await done.getState(), 'completed');
+    assert.equal(done.attemptsMade, 2);
+    assert.deepEqual(runs, [idOf(job)]);
+    assert.equal(returned.length, 2);
+    assert.deepEqual(returned[1], returned[0]);
+    assert.deepEqual(done.returnvalue, returned[0]);
+  });
+
+  it('fails a job whose key is missing, empty, not a string or not well-formed Unicode at once, with IDEMPOTENCY_INVALID_KEY in failedReason and no further attempts', async () => {
+    // Prepare
+    const queue = bullQueue();
+    const { runs, work } = charging();
+    const failures: unknown[] = [];
+    queue
+      .worker(idempotentProcessor(executor(), work, { key: (job: Job<Order>) => job.data.orderId }))
+      .on('failed', (_job, error) => failures.push(error));
+    const badOrderIds: unknown[] = [undefined, '', 42, 's\uD800'];
+
+    // Act
+    const jobs = await Promise.all(
+      badOrderIds.map((orderId) =>
+        queue.queue.add('charge', { orderId, amount: 1 } as unknown as Order, { attempts: 3 }),
+      ),
+    );
+    const done = await Promise.all(jobs.map((job) => queue.settled(idOf(job))));
+
+    // Assess
+    assert.deepEqual(runs, []);
+    for (const job of done) {
+      assert.equal(await job.getState(), 'failed');
+      assert.equal(job.attemptsMade, 1);
+      assert.match(job.failedReason, /^IDEMPOTENCY_INVALID_KEY: Expected the job key to be /);
+    }
+    assert.equal(failures.length, badOrderIds.length);
+    for (const failure of failures) {
+      assert.ok(isIdempotencyError(failure));
+      assert.equal(failure.code, ErrorCode.INVALID_KEY);
+    }
+  });
+
   it('aborts the work signal when the lease is lost, and fails the job with IDEMPOTENCY_LEASE_LOST', async () => {
     // Prepare
     const queue = bullQueue();
@@ -287,15 +369,24 @@ describe('idempotentProcessor with BullMQ workers', () => {
     // Assess
     assert.equal(runs.length, 2);
     assert.notDeepEqual(eastDone.returnvalue, westDone.returnvalue);
-    assert.equal(processor.keyOf(eastDone), `${east.prefix}:${east.name}:j-1`);
-    assert.equal(processor.keyOf(westDone), `${west.prefix}:${west.name}:j-1`);
+    assert.equal(
+      processor.keyOf(eastDone),
+      `${east.prefix}:${east.name}:j-1:${eastDone.timestamp}`,
+    );
+    assert.equal(
+      processor.keyOf(westDone),
+      `${west.prefix}:${west.name}:j-1:${westDone.timestamp}`,
+    );
   });
 
-  it('shares results between queues given one scope', async () => {
-    // Prepare
+  it('shares results between queues given one scope, for jobs keyed by ids of their own', async () => {
+    // Prepare: job ids chosen by the producer are business keys.
     const exec = executor();
     const { runs, work } = charging();
-    const processor = idempotentProcessor(exec, work, { scope: 'charges' });
+    const processor = idempotentProcessor(exec, work, {
+      scope: 'charges',
+      key: (job: Job<Order>) => idOf(job),
+    });
     const [east, west] = [bullQueue(), bullQueue()];
     east.worker(processor);
     west.worker(processor);

@@ -1,6 +1,7 @@
 // MessageGuard with a real RabbitMQ queue: a message redelivered after its consumer died between
 // the work and the ack, or published twice under one message id, is processed once; a message
-// whose work failed and that is requeued runs the work again.
+// whose work failed and that is requeued runs the work again; a message without a valid id is
+// dead-lettered once, not requeued forever.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
@@ -32,12 +33,19 @@ interface ConsumerLine {
   readonly result: ConsumerResult;
 }
 
+interface ConsumerEvent {
+  readonly event: string;
+  readonly requeued?: boolean;
+  readonly message?: string;
+}
+
 describe('MessageGuard with RabbitMQ', () => {
   let redis: Redis;
   let namespace: string;
   let amqp: ChannelModel;
   let channel: Channel;
   let queueName: string;
+  let deadLetterQueue: string;
   let consumers: Worker[];
   let executors: IdempotentExecutor[];
 
@@ -59,8 +67,12 @@ describe('MessageGuard with RabbitMQ', () => {
     consumer.kill('SIGKILL');
     await consumer.exited;
   };
-  const publish = (messageId: string, body: unknown) =>
-    channel.sendToQueue(queueName, Buffer.from(JSON.stringify(body)), { messageId });
+  const publish = (messageId: string | undefined, body: unknown) =>
+    channel.sendToQueue(
+      queueName,
+      Buffer.from(JSON.stringify(body)),
+      messageId === undefined ? {} : { messageId },
+    );
   const guard = () => {
     const executor = new IdempotentExecutor({ redis, namespace });
     executors.push(executor);
@@ -71,16 +83,24 @@ describe('MessageGuard with RabbitMQ', () => {
     redis = connect();
     namespace = uniqueNamespace('jobs');
     queueName = uniqueNamespace('orders');
+    deadLetterQueue = `${queueName}.dead`;
     consumers = [];
     executors = [];
     amqp = await connectAmqp(AMQP_URL);
     channel = await amqp.createChannel();
-    await channel.assertQueue(queueName, { durable: false });
+    // A rejected message (nack without requeue) goes through the default exchange to the DLQ.
+    await channel.assertQueue(deadLetterQueue, { durable: false });
+    await channel.assertQueue(queueName, {
+      durable: false,
+      deadLetterExchange: '',
+      deadLetterRoutingKey: deadLetterQueue,
+    });
   });
   afterEach(async () => {
     for (const consumer of consumers) consumer.kill('SIGKILL');
     await Promise.all(consumers.map((consumer) => consumer.exited));
     await channel.deleteQueue(queueName);
+    await channel.deleteQueue(deadLetterQueue);
     await amqp.close();
     await Promise.all(executors.map((executor) => executor.close()));
     await deleteNamespace(redis, namespace);
@@ -164,6 +184,57 @@ describe('MessageGuard with RabbitMQ', () => {
     assert.equal(runs, 2);
     assert.deepEqual(outcomes, ['nacked: warehouse unavailable', 'acked redelivered']);
   });
+
+  it('dead-letters a message without a valid message id once, instead of requeueing it', async () => {
+    // Prepare: two messages no delivery can process, then a good one behind them.
+    publish(undefined, { orderId: 'o-4' });
+    publish('', { orderId: 'o-5' });
+    publish('order-6', { orderId: 'o-6' });
+
+    // Act: the consumer handles the queue in order (prefetch 1). A requeued message would come
+    // back ahead of the good one, again and again: stop reading after a bounded number of lines.
+    const consumer = await startConsumer('ack');
+    const events: ConsumerEvent[] = [];
+    while (events.length < 10 && events.at(-1)?.event !== 'acked') {
+      events.push(await consumer.next<ConsumerEvent>(SETTLE_TIMEOUT_MS));
+    }
+
+    // Assess
+    const nacked = events.filter((line) => line.event === 'nacked');
+    assert.equal(nacked.length, 2, JSON.stringify(events));
+    for (const line of nacked) {
+      assert.equal(line.requeued, false);
+      assert.match(line.message ?? '', /^IDEMPOTENCY_INVALID_KEY: /);
+    }
+    assert.deepEqual(
+      events.map((line) => line.event),
+      ['nacked', 'nacked', 'processed', 'acked'],
+    );
+    assert.equal(await executions(redis, `${namespace}:side-effects`), 1);
+    await waitUntil(
+      async () => (await channel.checkQueue(deadLetterQueue)).messageCount >= 2,
+      SETTLE_TIMEOUT_MS,
+    );
+    const dead = [await channel.get(deadLetterQueue), await channel.get(deadLetterQueue)];
+    const bodies = dead.map((message) => {
+      assert.ok(message !== false);
+      const deaths = (message.properties.headers?.['x-death'] ?? []) as XDeath[];
+      assert.deepEqual(
+        deaths.map((death) => [death.count, death.reason]),
+        [[1, 'rejected']],
+      );
+      return JSON.parse(message.content.toString()) as unknown;
+    });
+    assert.deepEqual(bodies, [{ orderId: 'o-4' }, { orderId: 'o-5' }]);
+    assert.equal((await channel.checkQueue(deadLetterQueue)).messageCount, 0);
+    assert.equal((await channel.checkQueue(queueName)).messageCount, 0);
+  });
 });
 
 type ConsumerMessage = ConsumeMessage | null;
+
+/** An entry of the `x-death` header RabbitMQ adds to a dead-lettered message. */
+interface XDeath {
+  readonly count: number;
+  readonly reason: string;
+}

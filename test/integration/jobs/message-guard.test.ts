@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { MessageGuard } from '../../../src/adapters/jobs/index.js';
+import { isUnrecoverable, MessageGuard } from '../../../src/adapters/jobs/index.js';
 import { ErrorCode, IdempotentExecutor, InvalidKeyError } from '../../../src/index.js';
 import { connect, deleteNamespace, uniqueNamespace } from '../../helpers/redis.js';
 import { gate, rejectionOf } from '../support.js';
@@ -42,7 +42,7 @@ describe('MessageGuard', () => {
     assert.equal((await executor.inspect(inner.keyOf('b:c'))).state, 'completed');
   });
 
-  it('rejects an empty or missing message id with IDEMPOTENCY_INVALID_KEY without running the work', async () => {
+  it('rejects an empty, missing or non-string message id with IDEMPOTENCY_INVALID_KEY, as unrecoverable, without running the work', async () => {
     // Prepare
     const guard = new MessageGuard(executor, { scope: 'orders' });
     let runs = 0;
@@ -53,13 +53,43 @@ describe('MessageGuard', () => {
     // Act
     const empty = await rejectionOf(guard.run('', work));
     const missing = await rejectionOf(guard.run(undefined as unknown as string, work));
+    const number = await rejectionOf(guard.run(42 as unknown as string, work));
 
     // Assess
     assert.equal(runs, 0);
-    for (const error of [empty, missing]) {
+    for (const error of [empty, missing, number]) {
       assert.ok(error instanceof InvalidKeyError);
       assert.equal(error.code, ErrorCode.INVALID_KEY);
-      assert.match(error.message, /message id/);
+      assert.match(error.message, /^IDEMPOTENCY_INVALID_KEY: Expected the message id to be /);
+      assert.equal(isUnrecoverable(error), true);
+    }
+  });
+
+  it("does not call the work's own errors, or the library's other errors, unrecoverable", async () => {
+    // Prepare
+    const guard = new MessageGuard(executor, { scope: 'orders' });
+
+    // Act
+    const own = await rejectionOf(
+      guard.run('m-own', () => {
+        throw new Error('warehouse unavailable');
+      }),
+    );
+    const invalidInWork = await rejectionOf(
+      guard.run('m-nested', () => executor.run('', () => 'nested')),
+    );
+
+    // Assess
+    assert.equal(isUnrecoverable(own), false);
+    assert.equal((invalidInWork as { code?: unknown }).code, ErrorCode.INVALID_KEY);
+    assert.equal(isUnrecoverable(invalidInWork), false);
+    for (const value of [
+      undefined,
+      null,
+      'IDEMPOTENCY_INVALID_KEY',
+      { name: 'UnrecoverableError' },
+    ]) {
+      assert.equal(isUnrecoverable(value), false);
     }
   });
 

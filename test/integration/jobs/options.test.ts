@@ -75,6 +75,13 @@ describe('jobs adapter options', () => {
     assertRefuses(() => idempotentProcessor(undefined as never, work), 'executor');
   });
 
+  it('refuses a scope that is not well-formed Unicode, which would share keys with another scope', () => {
+    for (const scope of ['s\uD800', 's\uDC00', 'orders\uDBFF']) {
+      assertRefuses(() => new MessageGuard(executor, { scope }), 'scope');
+      assertRefuses(() => idempotentProcessor(executor, work, { scope }), 'scope');
+    }
+  });
+
   it('refuses a work, key or fingerprint that is not a function', () => {
     assertRefuses(() => idempotentProcessor(executor, 'work' as never), 'work');
     assertRefuses(() => idempotentProcessor(executor, work, { key: 'orderId' as never }), 'key');

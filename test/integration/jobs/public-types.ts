@@ -5,10 +5,11 @@ import { expectTypeOf } from 'expect-type';
 import {
   type IdempotentProcessor,
   idempotentProcessor,
+  isUnrecoverable,
   type JobRunContext,
   MessageGuard,
 } from '../../../src/adapters/jobs/index.js';
-import type { IdempotentExecutor, RunContext } from '../../../src/index.js';
+import type { IdempotencyError, IdempotentExecutor, RunContext } from '../../../src/index.js';
 
 declare const executor: IdempotentExecutor;
 interface Order {
@@ -51,3 +52,7 @@ expectTypeOf(guard.run('m-1', async (ctx) => ctx)).toEqualTypeOf<Promise<RunCont
 expectTypeOf(guard.run('m-1', () => 7)).toEqualTypeOf<Promise<number>>();
 // @ts-expect-error the scope is required
 new MessageGuard(executor, {});
+
+// isUnrecoverable narrows what a consumer caught to the library's error, with its code.
+declare const caught: unknown;
+if (isUnrecoverable(caught)) expectTypeOf(caught).toEqualTypeOf<IdempotencyError>();

@@ -1,6 +1,8 @@
 // A RabbitMQ consumer in its own OS process, processing each message through a MessageGuard keyed
-// by the message id. It prints JSON lines: `ready`, then per message `processed` (the guard
-// returned: the work ran here, or its stored result was replayed) and `acked` or `nacked`.
+// by the message id, and settling it as docs/adapters/jobs.md shows: ack once the guard returned,
+// otherwise nack, requeueing unless the error is unrecoverable (then RabbitMQ dead-letters it). It
+// prints JSON lines: `ready`, then per message `processed` (the guard returned: the work ran here,
+// or its stored result was replayed) and `acked`, or `nacked` (with `requeued`).
 //
 // Modes, to let a test kill it at a chosen point:
 //   ack             acknowledges each message once the guard returned
@@ -8,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { Redis } from 'ioredis';
-import { MessageGuard } from '../../../../src/adapters/jobs/index.js';
+import { isUnrecoverable, MessageGuard } from '../../../../src/adapters/jobs/index.js';
 import { IdempotentExecutor } from '../../../../src/index.js';
 
 export interface ConsumerConfig {
@@ -59,8 +61,13 @@ await channel.consume(config.queue, async (message) => {
     await channel.checkQueue(config.queue);
     print({ event: 'acked', ran, redelivered: message.fields.redelivered, result });
   } catch (error) {
-    channel.nack(message, false, true);
-    print({ event: 'nacked', message: error instanceof Error ? error.message : String(error) });
+    channel.nack(message, false, !isUnrecoverable(error));
+    print({
+      event: 'nacked',
+      requeued: !isUnrecoverable(error),
+      messageId: message.properties.messageId as unknown,
+      message: error instanceof Error ? error.message : String(error),
+    });
   }
 });
 print({ event: 'ready' });

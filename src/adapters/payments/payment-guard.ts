@@ -1,17 +1,22 @@
-import { createHash } from 'node:crypto';
+import { type IdempotentExecutor, InvalidOptionError, type RunContext } from '../../index.js';
 import {
-  type IdempotentExecutor,
-  InvalidKeyError,
-  InvalidOptionError,
-  type RunContext,
-} from '../../index.js';
+  assertExecutor,
+  assertId,
+  assertOptionsObject,
+  assertScopeOption,
+  functionOption,
+  integerOption,
+  scopedKey,
+} from '../edge/index.js';
+import { downstreamKeyOf } from './downstream-key.js';
 import { isTransientProviderError } from './transient.js';
+import { wireParams } from './wire-params.js';
 
 /** Options of {@link PaymentGuard}. */
 export interface PaymentGuardOptions {
   /**
    * Prefix of the executor keys of this guard, so payments never share keys with other uses of
-   * the same executor.
+   * the same executor. A non-empty, well-formed string.
    * @defaultValue `'payment'`
    */
   readonly keyPrefix?: string;
@@ -22,7 +27,7 @@ export interface PaymentGuardOptions {
    */
   readonly isTransient?: (error: unknown) => boolean;
   /**
-   * How long a duplicate waits for a charge in progress, ms.
+   * How long a duplicate waits for a charge in progress, ms (a positive integer).
    * @defaultValue the executor's `waitTimeoutMs`
    */
   readonly waitTimeoutMs?: number;
@@ -36,13 +41,20 @@ export const defaultPaymentGuardOptions = Object.freeze({
 
 /** One guarded operation: what identifies it and what it asks the provider for. */
 export interface PaymentOperation<Params> {
-  /** The order or operation key, e.g. the order id: one charge per key. */
+  /**
+   * The order or operation key, e.g. the order id: one charge per key. A non-empty, well-formed
+   * string (no lone surrogate), else `IDEMPOTENCY_INVALID_KEY`.
+   */
   readonly key: string;
-  /** Whose key it is (merchant, account, tenant): the same key in two scopes is two charges. */
+  /**
+   * Whose key it is (merchant, account, tenant): the same key in two scopes is two charges.
+   * Well-formed, else `IDEMPOTENCY_INVALID_KEY`; absent or `''` is one shared scope.
+   */
   readonly scope?: string;
   /**
    * The request parameters. They are the fingerprint: the same key with other parameters fails
-   * with `IDEMPOTENCY_KEY_REUSED` before the provider is called.
+   * with `IDEMPOTENCY_KEY_REUSED` before the provider is called. Properties whose value is
+   * `undefined` are left out of it, at any depth, as SDKs leave them off the wire.
    */
   readonly params: Params;
   /** Stops this caller's wait for a charge in progress (the charge itself goes on). */
@@ -73,39 +85,42 @@ export class PaymentGuard {
     private readonly executor: IdempotentExecutor,
     options: PaymentGuardOptions = {},
   ) {
+    assertExecutor(executor);
+    assertOptionsObject(options);
     const keyPrefix = options.keyPrefix ?? defaultPaymentGuardOptions.keyPrefix;
-    if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) {
-      throw new InvalidOptionError('keyPrefix', 'a non-empty string', keyPrefix);
-    }
-    const isTransient = options.isTransient ?? defaultPaymentGuardOptions.isTransient;
-    if (typeof isTransient !== 'function') {
-      throw new InvalidOptionError('isTransient', 'a function', isTransient);
-    }
+    assertScopeOption('keyPrefix', keyPrefix);
     this.keyPrefix = keyPrefix;
-    this.isTransient = isTransient;
-    this.waitTimeoutMs = options.waitTimeoutMs;
+    this.isTransient = functionOption(
+      'isTransient',
+      options.isTransient,
+      defaultPaymentGuardOptions.isTransient,
+    );
+    // Absent: each run uses the executor's own (integerOption's fallback is never reached).
+    this.waitTimeoutMs =
+      options.waitTimeoutMs === undefined
+        ? undefined
+        : integerOption('waitTimeoutMs', options.waitTimeoutMs, 0);
   }
 
   /**
    * Runs `call` once for `operation` and returns its result; duplicates get the same result or
-   * the same (cached) error.
+   * the same (cached) error. Never throws synchronously: bad input rejects, with
+   * `IDEMPOTENCY_INVALID_KEY` for a key or scope, `IDEMPOTENCY_INVALID_OPTION` for the rest.
    */
-  run<Params, Result>(
+  async run<Params, Result>(
     operation: PaymentOperation<Params>,
     call: (ctx: ProviderCallContext<Params>) => Result | PromiseLike<Result>,
   ): Promise<Result> {
-    const { key, scope = '', params, signal } = operation;
-    if (typeof key !== 'string' || key.length === 0) {
-      return Promise.reject(
-        new InvalidKeyError('Expected the payment key to be a non-empty string'),
-      );
+    if (operation === null || typeof operation !== 'object') {
+      throw new InvalidOptionError('operation', 'an object', operation);
     }
-    if (typeof scope !== 'string') {
-      return Promise.reject(new InvalidOptionError('scope', 'a string', scope));
-    }
-    const idempotencyKey = this.idempotencyKeyOf(key, scope);
+    if (typeof call !== 'function') throw new InvalidOptionError('call', 'a function', call);
+    const { key, params, signal } = operation;
+    assertId(key, 'the payment key');
+    const scope = scopeOf(operation.scope);
+    const idempotencyKey = downstreamKeyOf(scope, key);
     return this.executor.run(
-      this.executorKeyOf(key, scope),
+      scopedKey(this.keyPrefix, [scope, key]),
       (ctx) =>
         call({
           key: ctx.key,
@@ -118,7 +133,7 @@ export class PaymentGuard {
           fencingToken: () => ctx.fencingToken(),
         }),
       {
-        fingerprint: params,
+        fingerprint: wireParams(params),
         shouldCacheError: (error) => !this.isTransient(error),
         ...(signal === undefined ? {} : { signal }),
         ...(this.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: this.waitTimeoutMs }),
@@ -128,15 +143,32 @@ export class PaymentGuard {
 
   /**
    * The downstream idempotency key of (scope, key): `ie_` and 40 hex digits of SHA-256 — within
-   * every common provider's limits (Adyen 64, PayPal 108, Stripe 255 characters).
+   * every common provider's limits (Adyen 64, PayPal 108, Stripe 255 characters). Distinct
+   * (scope, key) pairs always get distinct keys; pairs without a NUL keep the key 0.1 gave them.
+   * @throws InvalidKeyError for a key or scope that `run()` would refuse.
    */
   idempotencyKeyOf(key: string, scope = ''): string {
-    const digest = createHash('sha256').update(`${scope}\u0000${key}`).digest('hex');
-    return `ie_${digest.slice(0, 40)}`;
+    assertId(key, 'the payment key');
+    const checkedScope = scopeOf(scope);
+    return downstreamKeyOf(checkedScope, key);
   }
 
-  /** The executor key of (scope, key), for `executor.inspect()` and `executor.forget()`. */
+  /**
+   * The executor key of (scope, key), for `executor.inspect()` and `executor.forget()`:
+   * `<keyPrefix>:<scope>:<key>`, each part with `%` and `:` escaped (see the shared edge's
+   * `scopedKey`), the scope hashed when the whole would pass the executor's key limit.
+   * @throws InvalidKeyError for a key or scope that `run()` would refuse.
+   */
   executorKeyOf(key: string, scope = ''): string {
-    return `${this.keyPrefix}:${encodeURIComponent(scope)}:${encodeURIComponent(key)}`;
+    assertId(key, 'the payment key');
+    const checkedScope = scopeOf(scope);
+    return scopedKey(this.keyPrefix, [checkedScope, key]);
   }
+}
+
+/** The scope of an operation: `''` when absent. @throws InvalidKeyError unless well-formed. */
+function scopeOf(scope: unknown): string {
+  if (scope === undefined || scope === '') return '';
+  assertId(scope, 'the payment scope');
+  return scope;
 }

@@ -26,8 +26,8 @@ export async function chargeThroughProvider(
     body: JSON.stringify(params),
     signal: AbortSignal.timeout(400),
   });
-  const body = (await response.json()) as Record<string, string>;
-  if (response.status === 402) throw new CardDeclinedError(body.decline_code ?? 'unknown');
+  const body = (await response.json()) as { error?: { decline_code?: string } };
+  if (response.status === 402) throw new CardDeclinedError(body.error?.decline_code ?? 'unknown');
   if (!response.ok) throw new ProviderHttpError(response.status);
   return body as unknown as { id: string; order: string; amount: number };
 }

@@ -33,14 +33,16 @@ export function assertScopeOption(name: string, value: unknown): asserts value i
   }
 }
 
-const SPECIAL = /[%:]/;
+const SPECIAL = /[%:#]/;
+const ESCAPES: Readonly<Record<string, string>> = { '%': '%25', ':': '%3A', '#': '%23' };
 
+/** `%`, `:` and `#` escaped: `#` only ever starts a hashed part (see {@link scopedKey}). */
 function escapePart(part: string): string {
-  return SPECIAL.test(part) ? part.replace(/[%:]/g, (c) => (c === '%' ? '%25' : '%3A')) : part;
+  return SPECIAL.test(part) ? part.replace(/[%:#]/g, (c) => ESCAPES[c] ?? c) : part;
 }
 
 /**
- * The executor key of `parts` under `prefix`: `<prefix>:<part>:<part>…`, with `%` and `:`
+ * The executor key of `parts` under `prefix`: `<prefix>:<part>:<part>…`, with `%`, `:` and `#`
  * escaped in each part, so distinct part lists give distinct keys ("a:b" + "c" is `a%3Ab:c`,
  * "a" + "b:c" is `a:b%3Ac`) and the usual case stays readable (`webhook:stripe:evt_1`).
  *

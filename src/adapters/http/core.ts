@@ -1,14 +1,21 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { type IdempotentExecutor, InvalidOptionError, isIdempotencyError } from '../../index.js';
 import {
-  ErrorCode,
-  type IdempotentExecutor,
-  InvalidOptionError,
-  isIdempotencyError,
-} from '../../index.js';
+  answerForCode,
+  assertExecutor,
+  assertOptionsObject,
+  functionOption,
+  integerOption,
+  isWellFormed,
+  problemAnswer,
+  scopedKey,
+} from '../edge/index.js';
+import { fingerprintBody } from './body-fingerprint.js';
 
 /** Options shared by the Fetch, Express and Fastify front ends. */
 export interface HttpIdempotencyOptions {
   /**
-   * The request header carrying the key.
+   * The request header carrying the key (any case: header names are case-insensitive).
    * @defaultValue `'Idempotency-Key'`
    */
   readonly headerName?: string;
@@ -23,15 +30,19 @@ export interface HttpIdempotencyOptions {
    */
   readonly required?: boolean;
   /**
-   * Whose key it is: the tenant, API key or user of the request. Strongly recommended: with the
-   * default (one scope for everybody) two clients that pick the same key share one response.
-   * @defaultValue `() => ''`
+   * Whose key it is: the tenant, API key or user of the request. Strongly recommended: without
+   * it, everybody shares one scope, and two clients that pick the same key share one response.
+   * It must return a non-empty, well-formed string: anything else (undefined, `''`, a number, a
+   * lone surrogate) fails the request with 500 problem+json naming `scope`, never a shared
+   * scope. A `scope` that throws hands its error to the framework (it can answer 401).
+   * @defaultValue one scope for every request
    */
-  readonly scope?: (request: HttpRequestInfo) => string | Promise<string>;
+  readonly scope?: (request: HttpRequestInfo) => string | undefined | Promise<string | undefined>;
   /**
-   * What makes two requests "the same" besides the key: a reuse with another fingerprint gets
-   * 422. The default is method + path + body (JSON bodies compared with keys sorted).
-   * @defaultValue `defaultFingerprint`
+   * What makes two requests with one key "the same" besides their method and path (which are
+   * always compared): a reuse with another fingerprint gets 422. The value must be encodable by
+   * the executor (JSON-like); the default, a digest of the body, always is.
+   * @defaultValue `defaultFingerprint` (the body; JSON compared with keys sorted)
    */
   readonly fingerprint?: (request: HttpRequestInfo) => unknown;
   /**
@@ -41,7 +52,7 @@ export interface HttpIdempotencyOptions {
    */
   readonly storeServerErrors?: boolean;
   /**
-   * Response headers stored and replayed besides `content-type` and `location` (lower case).
+   * Response headers stored and replayed besides `content-type` and `location` (any case).
    * @defaultValue `[]`
    */
   readonly replayHeaders?: readonly string[];
@@ -63,12 +74,11 @@ export interface HttpIdempotencyOptions {
   readonly retryAfterSeconds?: number;
 }
 
-/** The defaults of {@link HttpIdempotencyOptions}. */
+/** The defaults of {@link HttpIdempotencyOptions} (`scope`: none, one scope for everybody). */
 export const defaultHttpIdempotencyOptions = Object.freeze({
   headerName: 'Idempotency-Key',
   methods: Object.freeze(['POST', 'PATCH']) as readonly string[],
   required: false,
-  scope: (): string => '',
   fingerprint: defaultFingerprint,
   storeServerErrors: false,
   replayHeaders: Object.freeze([]) as readonly string[],
@@ -83,10 +93,9 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 /** What the adapter knows of a request, whatever the framework. */
 export interface HttpRequestInfo {
   readonly method: string;
-  /** The route (pattern) or path the request is for. */
-  readonly route: string;
-  /** The URL path. */
+  /** The concrete URL path, without the query (`/orders/1/items`, not the route pattern). */
   readonly path: string;
+  /** A request header by name, in any case (`'X-Tenant'` and `'x-tenant'` are one header). */
   header(name: string): string | undefined;
   /** The body as parsed by the framework, or raw bytes, or undefined. */
   readonly body: unknown;
@@ -99,25 +108,49 @@ export interface StoredResponse {
   readonly body: Uint8Array;
 }
 
+/** A response the handler's side produced, as a front end hands it to {@link HttpIdempotency}. */
+export interface ProducedResponse extends StoredResponse {
+  /**
+   * The framework made it from an error the handler threw (or passed on): it is sent, never
+   * stored, and the key is freed, as when the handler throws in the Fetch front end.
+   */
+  readonly fromError?: boolean;
+}
+
 /** What a front end must do with a request. */
 export type Decision =
   | { readonly kind: 'pass' }
   | { readonly kind: 'respond'; readonly response: StoredResponse; readonly replayed: boolean };
 
-/** Method + path + body, with JSON bodies parsed so that property order does not matter. */
+/**
+ * The body, as a digest that cannot fail: JSON (parsed, or bytes with a JSON `content-type`)
+ * compared with keys sorted, anything else as bytes or text. Method and path are compared
+ * whatever the fingerprint, so they are not part of it.
+ */
 export function defaultFingerprint(request: HttpRequestInfo): unknown {
-  let body = request.body;
-  if (body instanceof Uint8Array && /json/i.test(request.header('content-type') ?? '')) {
-    try {
-      body = JSON.parse(Buffer.from(body).toString('utf8'));
-    } catch {
-      // not JSON after all: compare the bytes
-    }
-  }
-  return { method: request.method, path: request.path, body: body ?? null };
+  return fingerprintBody(request.body, request.header('content-type'));
 }
 
-/** Thrown inside the executor for a response that must not be stored (a 5xx). */
+/**
+ * `header(name)` over Node's `IncomingHttpHeaders` (whose names are lower case): `name` in any
+ * case, repeated headers joined with `, `.
+ */
+export function incomingHeader(headers: IncomingHttpHeaders): (name: string) => string | undefined {
+  return (name) => {
+    const lower = name.toLowerCase();
+    if (!Object.hasOwn(headers, lower)) return undefined;
+    const value = headers[lower];
+    return Array.isArray(value) ? value.join(', ') : typeof value === 'string' ? value : undefined;
+  };
+}
+
+/** The path of a request target (`/a/b?c` -> `/a/b`). */
+export function pathOf(target: string): string {
+  const query = target.indexOf('?');
+  return (query === -1 ? target : target.slice(0, query)) || '/';
+}
+
+/** Thrown inside the executor for a response that must not be stored (a 5xx, an error's). */
 class UnstoredResponse extends Error {
   override readonly name = 'UnstoredResponse';
   constructor(readonly response: StoredResponse) {
@@ -125,12 +158,26 @@ class UnstoredResponse extends Error {
   }
 }
 
+interface Settings {
+  readonly headerName: string;
+  readonly required: boolean;
+  readonly scope: HttpIdempotencyOptions['scope'];
+  readonly fingerprint: (request: HttpRequestInfo) => unknown;
+  readonly storeServerErrors: boolean;
+  readonly wait: boolean;
+  readonly waitTimeoutMs: number;
+  readonly retryAfterSeconds: number;
+}
+
+/** The scope part of the executor key when no `scope` option is given (user scopes are never empty). */
+const SHARED_SCOPE = '';
+
 /**
  * The framework-free part: validates the key, runs the handler through the executor under
- * scope + method + route + key, and turns every outcome into a response to send.
+ * scope + key, compares method + path + fingerprint, and turns every outcome into a response.
  */
 export class HttpIdempotency {
-  private readonly settings: Required<HttpIdempotencyOptions>;
+  private readonly settings: Settings;
   private readonly methods: ReadonlySet<string>;
   private readonly keptHeaders: ReadonlySet<string>;
 
@@ -138,36 +185,58 @@ export class HttpIdempotency {
     private readonly executor: IdempotentExecutor,
     options: HttpIdempotencyOptions = {},
   ) {
-    const settings = { ...defaultHttpIdempotencyOptions, ...options };
-    for (const name of ['scope', 'fingerprint'] as const) {
-      if (typeof settings[name] !== 'function')
-        throw new InvalidOptionError(name, 'a function', settings[name]);
+    assertExecutor(executor);
+    assertOptionsObject(options);
+    const headerName = options.headerName ?? defaultHttpIdempotencyOptions.headerName;
+    if (typeof headerName !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(headerName)) {
+      throw new InvalidOptionError('headerName', 'an HTTP header name', headerName);
     }
-    if (typeof settings.headerName !== 'string' || settings.headerName.length === 0) {
-      throw new InvalidOptionError('headerName', 'a non-empty string', settings.headerName);
+    const methods = options.methods ?? defaultHttpIdempotencyOptions.methods;
+    if (!Array.isArray(methods) || methods.some((m) => typeof m !== 'string')) {
+      throw new InvalidOptionError('methods', 'an array of method names', methods);
     }
-    if (!Array.isArray(settings.methods) || settings.methods.some((m) => typeof m !== 'string')) {
-      throw new InvalidOptionError('methods', 'an array of method names', settings.methods);
+    const replayHeaders = options.replayHeaders ?? defaultHttpIdempotencyOptions.replayHeaders;
+    if (!Array.isArray(replayHeaders) || replayHeaders.some((h) => typeof h !== 'string')) {
+      throw new InvalidOptionError('replayHeaders', 'an array of header names', replayHeaders);
     }
-    if (!Array.isArray(settings.replayHeaders)) {
-      throw new InvalidOptionError(
-        'replayHeaders',
-        'an array of header names',
-        settings.replayHeaders,
-      );
-    }
-    for (const name of ['waitTimeoutMs', 'retryAfterSeconds'] as const) {
-      const value = settings[name];
-      if (!Number.isSafeInteger(value) || value <= 0)
-        throw new InvalidOptionError(name, 'a positive integer', value);
-    }
-    this.settings = settings;
-    this.methods = new Set(settings.methods.map((method) => method.toUpperCase()));
+    this.settings = {
+      headerName,
+      required: booleanOption('required', options.required, defaultHttpIdempotencyOptions.required),
+      scope:
+        options.scope === undefined ? undefined : functionOption('scope', options.scope, noScope),
+      fingerprint: functionOption(
+        'fingerprint',
+        options.fingerprint,
+        defaultHttpIdempotencyOptions.fingerprint,
+      ),
+      storeServerErrors: booleanOption(
+        'storeServerErrors',
+        options.storeServerErrors,
+        defaultHttpIdempotencyOptions.storeServerErrors,
+      ),
+      wait: booleanOption('wait', options.wait, defaultHttpIdempotencyOptions.wait),
+      waitTimeoutMs: integerOption(
+        'waitTimeoutMs',
+        options.waitTimeoutMs,
+        defaultHttpIdempotencyOptions.waitTimeoutMs,
+      ),
+      retryAfterSeconds: integerOption(
+        'retryAfterSeconds',
+        options.retryAfterSeconds,
+        defaultHttpIdempotencyOptions.retryAfterSeconds,
+      ),
+    };
+    this.methods = new Set(methods.map((method) => method.toUpperCase()));
     this.keptHeaders = new Set([
       'content-type',
       'location',
-      ...settings.replayHeaders.map((h) => h.toLowerCase()),
+      ...replayHeaders.map((h) => h.toLowerCase()),
     ]);
+  }
+
+  /** Whether requests with `method` are guarded (others pass through without a look). */
+  guards(method: string): boolean {
+    return this.methods.has(method.toUpperCase());
   }
 
   /** Whether a response header is stored for replays. */
@@ -177,59 +246,90 @@ export class HttpIdempotency {
 
   /**
    * Decides what to do with `request`: pass it through unguarded, or respond with what
-   * `produce` (the handler, run at most once per key) or an earlier run produced.
+   * `produce` (the handler, run at most once per scope + key) or an earlier run produced.
+   * Once `produce` has given this request a response, this request gets it, whatever happens
+   * to the record.
    */
   async handle(
     request: HttpRequestInfo,
-    produce: () => Promise<StoredResponse>,
+    produce: () => Promise<ProducedResponse>,
   ): Promise<Decision> {
-    if (!this.methods.has(request.method.toUpperCase())) return PASS;
-    const raw = request.header(this.settings.headerName.toLowerCase());
+    if (!this.guards(request.method)) return PASS;
+    const { headerName } = this.settings;
+    const raw = request.header(headerName);
     if (raw === undefined) {
       if (!this.settings.required) return PASS;
-      return problem(400, 'missing-key', `The ${this.settings.headerName} header is required`);
+      return this.problem(400, 'missing-key', `The ${headerName} header is required`);
     }
     const key = parseKey(raw);
     if (key === undefined) {
-      return problem(
+      return this.problem(
         400,
         'invalid-key',
-        `The ${this.settings.headerName} header must hold 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters`,
+        `The ${headerName} header must hold 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters`,
       );
     }
-    let produced = false;
+    let scope = SHARED_SCOPE;
+    if (this.settings.scope !== undefined) {
+      const returned: unknown = await this.settings.scope(request);
+      if (typeof returned !== 'string' || returned.length === 0 || !isWellFormed(returned)) {
+        // Never fall back to a shared scope: that would replay one tenant's response to another.
+        return this.problem(
+          500,
+          'invalid-scope',
+          `Expected the \`scope\` option to return a non-empty, well-formed string, got ${describeScope(returned)}`,
+        );
+      }
+      scope = returned;
+    }
+    // Keyed by scope + key only (one key names one request in a scope, as at Stripe); the
+    // method and concrete path are always compared, so a key reused elsewhere is 422.
+    const fingerprint = {
+      method: request.method.toUpperCase(),
+      path: request.path,
+      request: this.settings.fingerprint(request),
+    };
+    let ran = false;
+    let produced: StoredResponse | undefined;
     try {
-      const scope = await this.settings.scope(request);
-      const recordKey = [scope, request.method.toUpperCase(), request.route, key]
-        .map(encodeURIComponent)
-        .join(':');
       const response = await this.executor.run(
-        `http:${recordKey}`,
+        scopedKey('http', [scope, key]),
         async () => {
-          produced = true;
+          ran = true;
           const response = await produce();
-          if (response.status >= 500 && !this.settings.storeServerErrors)
-            throw new UnstoredResponse(response);
-          return response;
+          produced = response;
+          if (
+            response.fromError === true ||
+            (response.status >= 500 && !this.settings.storeServerErrors)
+          ) {
+            throw new UnstoredResponse(stored(response));
+          }
+          return stored(response);
         },
         {
-          fingerprint: this.settings.fingerprint(request),
+          fingerprint,
           wait: this.settings.wait,
           waitTimeoutMs: this.settings.waitTimeoutMs,
-          // Only responses are stored: a handler that throws is the framework's 500, retried.
+          // Only responses are stored: a handler that throws is the framework's answer, retried.
           shouldCacheError: () => false,
         },
       );
-      return { kind: 'respond', response, replayed: !produced };
+      return { kind: 'respond', response, replayed: !ran };
     } catch (error) {
-      const unstored = (error as { name?: unknown; response?: unknown } | null)?.response;
+      // The handler answered this request (the record may still be missing: lease lost, store
+      // down): the client gets that answer, not a problem about the bookkeeping.
+      if (produced !== undefined)
+        return { kind: 'respond', response: stored(produced), replayed: false };
+      // A duplicate that waited on an unstored response (same process, or another one through
+      // the release notice) gets that response too.
+      const unstored = (error as { response?: unknown } | null)?.response;
       if (
         (error as { name?: unknown } | null)?.name === 'UnstoredResponse' &&
         isStoredResponse(unstored)
       ) {
-        return { kind: 'respond', response: unstored, replayed: !produced };
+        return { kind: 'respond', response: unstored, replayed: true };
       }
-      if (produced || !isIdempotencyError(error)) throw error;
+      if (ran || !isIdempotencyError(error)) throw error;
       return this.problemFor(error.code);
     }
   }
@@ -247,34 +347,51 @@ export class HttpIdempotency {
   }
 
   private problemFor(code: string): Decision {
-    const retry: [string, string] = ['retry-after', String(this.settings.retryAfterSeconds)];
-    switch (code) {
-      case ErrorCode.KEY_REUSED:
-        return problem(422, 'key-reused', 'This idempotency key was used with another request');
-      case ErrorCode.IN_PROGRESS:
-      case ErrorCode.WAIT_TIMEOUT:
-        return problem(
-          409,
-          'in-progress',
-          'A request with this idempotency key is being processed',
-          retry,
-        );
-      case ErrorCode.INVALID_KEY:
-        return problem(400, 'invalid-key', 'The idempotency key is not valid');
-      case ErrorCode.STORE_UNAVAILABLE:
-        return problem(
-          503,
-          'store-unavailable',
-          'Requests cannot be deduplicated right now',
-          retry,
-        );
-      default:
-        return problem(500, 'idempotency-error', code);
-    }
+    const { status, type, retry } = answerForCode(code);
+    return this.problem(status, type, DETAILS[type] ?? code, retry);
+  }
+
+  private problem(status: number, type: string, detail: string, retry = false): Decision {
+    const retryAfter: (readonly [string, string])[] = retry
+      ? [['retry-after', String(this.settings.retryAfterSeconds)]]
+      : [];
+    const answer = problemAnswer('http', status, type, detail, ...retryAfter);
+    return {
+      kind: 'respond',
+      replayed: false,
+      response: { status, headers: answer.headers, body: Buffer.from(answer.body) },
+    };
   }
 }
 
 const PASS: Decision = { kind: 'pass' };
+
+/** What a client is told for each problem type the status map gives. */
+const DETAILS: Readonly<Record<string, string>> = {
+  'key-reused': 'This idempotency key was used with another request (method, path or payload)',
+  'in-progress': 'A request with this idempotency key is being processed',
+  'invalid-key': 'The idempotency key is not valid',
+  'store-unavailable': 'Requests cannot be deduplicated right now',
+  'outcome-not-stored':
+    'The request with this idempotency key was processed, but its response was too large to store',
+};
+
+function noScope(): string {
+  return SHARED_SCOPE;
+}
+
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'a boolean', value);
+  return value;
+}
+
+function describeScope(value: unknown): string {
+  if (value === '') return 'an empty string';
+  if (typeof value === 'string') return 'a string that is not well-formed Unicode';
+  if (value === null || value === undefined) return String(value);
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
 
 /** Visible ASCII, 1..255 characters; an RFC 8941 string (`"..."`) is unquoted first. */
 function parseKey(raw: string): string | undefined {
@@ -284,6 +401,11 @@ function parseKey(raw: string): string | undefined {
   return /^[\x21-\x7e]+$/.test(key) ? key : undefined;
 }
 
+/** Status, headers and body only (a front end's extra fields are not stored). */
+function stored(response: StoredResponse): StoredResponse {
+  return { status: response.status, headers: response.headers, body: response.body };
+}
+
 function isStoredResponse(value: unknown): value is StoredResponse {
   const candidate = value as StoredResponse | null;
   return (
@@ -291,30 +413,6 @@ function isStoredResponse(value: unknown): value is StoredResponse {
     Array.isArray(candidate.headers) &&
     candidate.body instanceof Uint8Array
   );
-}
-
-/** An `application/problem+json` response with a stable `type`. */
-export function problem(
-  status: number,
-  type: string,
-  detail: string,
-  ...extra: [string, string][]
-): Decision {
-  const body = JSON.stringify({
-    type: `https://idempotent-executor.dev/problems/http/${type}`,
-    title: type.replace(/-/g, ' '),
-    status,
-    detail,
-  });
-  return {
-    kind: 'respond',
-    replayed: false,
-    response: {
-      status,
-      headers: [['content-type', 'application/problem+json'], ...extra],
-      body: Buffer.from(body),
-    },
-  };
 }
 
 /** The header marking a replayed response. */

@@ -1,9 +1,13 @@
+import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { IdempotentExecutor } from '../../index.js';
 import {
   HttpIdempotency,
   type HttpIdempotencyOptions,
   type HttpRequestInfo,
+  incomingHeader,
+  type ProducedResponse,
+  pathOf,
   REPLAYED_HEADER,
   type StoredResponse,
 } from './core.js';
@@ -17,13 +21,7 @@ export interface ExpressRequestLike {
 }
 
 /** Options of {@link idempotencyMiddleware}. */
-export interface ExpressIdempotencyOptions extends HttpIdempotencyOptions {
-  /**
-   * The route a request belongs to (part of the key).
-   * @defaultValue the URL path
-   */
-  readonly route?: (request: ExpressRequestLike) => string;
-}
+export interface ExpressIdempotencyOptions extends HttpIdempotencyOptions {}
 
 /**
  * Express 5 middleware: a guarded request with an `Idempotency-Key` runs the rest of the chain
@@ -35,22 +33,18 @@ export function idempotencyMiddleware(
   options: ExpressIdempotencyOptions = {},
 ): (req: ExpressRequestLike, res: ServerResponse, next: (error?: unknown) => void) => void {
   const http = new HttpIdempotency(executor, options);
+  watchRouterErrors();
   return (req, res, next) => {
-    const path = req.originalUrl.split('?')[0] ?? '/';
     const request: HttpRequestInfo = {
       method: req.method,
-      route: options.route?.(req) ?? path,
-      path,
-      header: (name) => {
-        const value = req.headers[name];
-        return Array.isArray(value) ? value.join(', ') : value;
-      },
+      path: pathOf(req.originalUrl),
+      header: incomingHeader(req.headers),
       body: req.body,
     };
     let capture: Capture | undefined;
     http
       .handle(request, () => {
-        capture = new Capture(res, http);
+        capture = new Capture(req, res, http);
         next();
         return capture.response;
       })
@@ -69,20 +63,56 @@ export function idempotencyMiddleware(
 }
 
 /**
+ * Requests whose chain met an error: a handler threw, rejected or called `next(err)`, or an
+ * error-handling middleware ran. The response then written is the framework's answer to an
+ * error, which is never stored.
+ *
+ * The router hands every later layer its own `next`, not the one this middleware was given, so
+ * wrapping that `next` cannot see a later layer's error. The router (2.3 and later, as resolved
+ * by Express 5) reports them on the `express.router.request` diagnostics channel instead.
+ */
+const erroredRequests = new WeakSet<object>();
+let watchingRouterErrors = false;
+
+interface RouterTraceContext {
+  readonly req?: unknown;
+  readonly errorHandler?: boolean;
+}
+
+function markErrored(message: unknown): void {
+  const req = (message as RouterTraceContext | null)?.req;
+  if (typeof req === 'object' && req !== null) erroredRequests.add(req);
+}
+
+function watchRouterErrors(): void {
+  if (watchingRouterErrors) return;
+  watchingRouterErrors = true;
+  subscribe('tracing:express.router.request:error', markErrored);
+  // An error raised where no handler is traced (route matching) still reaches error handlers.
+  subscribe('tracing:express.router.request:start', (message) => {
+    if ((message as RouterTraceContext | null)?.errorHandler === true) markErrored(message);
+  });
+}
+
+/**
  * Copies what the chain sends on `res` while letting it through. Only the final `end` is held
  * back until the executor has stored the response (or freed the key): a client that retries
  * the moment it has its answer then finds the key settled, never still running.
+ *
+ * A client that goes away changes nothing here: the chain's response is still captured when
+ * it is produced and stored, so the client's retry waits for it or replays it instead of
+ * running the handler again.
  */
 class Capture {
-  readonly response: Promise<StoredResponse>;
+  readonly response: Promise<ProducedResponse>;
   private readonly chunks: Buffer[] = [];
   private heldEnd: (() => void) | undefined;
   private finished = false;
 
-  constructor(res: ServerResponse, http: HttpIdempotency) {
+  constructor(req: object, res: ServerResponse, http: HttpIdempotency) {
     const write = res.write.bind(res) as (...args: unknown[]) => boolean;
     const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
-    this.response = new Promise((resolve, reject) => {
+    this.response = new Promise((resolve) => {
       (res as { write: unknown }).write = (chunk: unknown, ...rest: unknown[]) => {
         this.keep(chunk, rest[0]);
         return write(chunk, ...rest);
@@ -95,13 +125,10 @@ class Capture {
           status: res.statusCode,
           headers: http.storedHeaders(Object.entries(res.getHeaders())),
           body: Buffer.concat(this.chunks),
+          fromError: erroredRequests.has(req),
         });
         return res;
       };
-      res.once('close', () => {
-        if (!res.writableEnded)
-          reject(new Error('The connection closed before the response was complete'));
-      });
     });
   }
 

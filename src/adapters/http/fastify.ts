@@ -4,8 +4,10 @@ import {
   type Decision,
   HttpIdempotency,
   type HttpIdempotencyOptions,
+  incomingHeader,
+  type ProducedResponse,
+  pathOf,
   REPLAYED_HEADER,
-  type StoredResponse,
 } from './core.js';
 
 /** The parts of a Fastify request the plugin reads (no runtime dependency on Fastify). */
@@ -14,7 +16,6 @@ export interface FastifyRequestLike {
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
   readonly body?: unknown;
-  readonly routeOptions?: { readonly url?: string | undefined };
 }
 
 /** The parts of a Fastify reply the plugin uses. */
@@ -33,6 +34,10 @@ export interface FastifyInstanceLike {
     hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>,
   ): unknown;
   addHook(
+    name: 'onError',
+    hook: (request: FastifyRequestLike, reply: FastifyReplyLike, error: unknown) => Promise<void>,
+  ): unknown;
+  addHook(
     name: 'onSend',
     hook: (
       request: FastifyRequestLike,
@@ -48,8 +53,10 @@ export interface FastifyIdempotencyOptions extends HttpIdempotencyOptions {
 }
 
 interface Pending {
-  readonly deliver: (response: StoredResponse) => void;
+  readonly deliver: (response: ProducedResponse) => void;
   readonly decided: Promise<Decision>;
+  /** The handler threw or sent an error: what Fastify's error handler sends is not stored. */
+  errored: boolean;
 }
 
 const pendingByRequest = new WeakMap<object, Pending>();
@@ -58,7 +65,8 @@ const pendingByRequest = new WeakMap<object, Pending>();
  * Fastify 5 plugin (`app.register(idempotencyPlugin, { executor, ...options })`): guarded routes
  * run their handler at most once per `Idempotency-Key`. It uses hooks, not a route wrapper, so
  * Fastify's own serialisation, error handler and `onSend` hooks stay in charge: `preHandler`
- * claims the key (or replays and stops), `onSend` hands the serialised payload to the store.
+ * claims the key (or replays and stops), `onError` notes that the handler failed, `onSend`
+ * hands the serialised payload to the store (or, after an error, frees the key).
  * Registered with `skip-override`, it applies to the routes of the scope it is registered in.
  */
 export const idempotencyPlugin = Object.assign(
@@ -66,12 +74,11 @@ export const idempotencyPlugin = Object.assign(
     fastify: FastifyInstanceLike,
     options: FastifyIdempotencyOptions,
   ): Promise<void> {
-    const http = new HttpIdempotency(options.executor, options);
+    const http = new HttpIdempotency(options?.executor, options);
 
     fastify.addHook('preHandler', async (request, reply) => {
-      const path = request.url.split('?')[0] ?? '/';
-      let deliver!: (response: StoredResponse) => void;
-      const produced = new Promise<StoredResponse>((resolve) => {
+      let deliver!: (response: ProducedResponse) => void;
+      const produced = new Promise<ProducedResponse>((resolve) => {
         deliver = resolve;
       });
       let runsHere!: () => void;
@@ -81,12 +88,8 @@ export const idempotencyPlugin = Object.assign(
       const decided = http.handle(
         {
           method: request.method,
-          route: request.routeOptions?.url ?? path,
-          path,
-          header: (name) => {
-            const value = request.headers[name];
-            return Array.isArray(value) ? value.join(', ') : value;
-          },
+          path: pathOf(request.url),
+          header: incomingHeader(request.headers),
           body: request.body,
         },
         () => {
@@ -96,7 +99,7 @@ export const idempotencyPlugin = Object.assign(
       );
       const first = await Promise.race([started, decided.then(() => 'decided' as const)]);
       if (first === 'run') {
-        pendingByRequest.set(request, { deliver, decided });
+        pendingByRequest.set(request, { deliver, decided, errored: false });
         return; // on to the handler; onSend stores what it sends
       }
       const decision = await decided;
@@ -106,6 +109,11 @@ export const idempotencyPlugin = Object.assign(
       for (const [name, value] of response.headers) reply.header(name, value);
       if (replayed) reply.header(REPLAYED_HEADER, 'true');
       return reply.send(Buffer.from(response.body));
+    });
+
+    fastify.addHook('onError', async (request) => {
+      const pending = pendingByRequest.get(request);
+      if (pending !== undefined) pending.errored = true;
     });
 
     fastify.addHook('onSend', async (request, reply, payload) => {
@@ -122,6 +130,7 @@ export const idempotencyPlugin = Object.assign(
         status: body === undefined ? 500 : reply.statusCode, // a stream cannot be stored: treat as not storable
         headers: http.storedHeaders(Object.entries(reply.getHeaders())),
         body: body ?? Buffer.alloc(0),
+        fromError: pending.errored,
       });
       // Send only once the record is stored, so a client that retries at once gets the replay.
       await pending.decided.catch(() => undefined);

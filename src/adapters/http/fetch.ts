@@ -2,14 +2,7 @@ import type { IdempotentExecutor } from '../../index.js';
 import { HttpIdempotency, type HttpIdempotencyOptions, REPLAYED_HEADER } from './core.js';
 
 /** Options of {@link idempotentFetchHandler}. */
-export interface FetchIdempotencyOptions extends HttpIdempotencyOptions {
-  /**
-   * The route a request belongs to (part of the key). Give the route pattern when paths carry
-   * ids you do not want in the key.
-   * @defaultValue the URL path
-   */
-  readonly route?: (request: Request) => string;
-}
+export interface FetchIdempotencyOptions extends HttpIdempotencyOptions {}
 
 /**
  * Wraps a Fetch API handler (`(request) => Promise<Response>`: Hono, Next.js route handlers,
@@ -22,19 +15,19 @@ export function idempotentFetchHandler(
 ): (request: Request) => Promise<Response> {
   const http = new HttpIdempotency(executor, options);
   return async (request) => {
-    const path = new URL(request.url).pathname;
+    if (!http.guards(request.method)) return handler(request);
     const body = new Uint8Array(await request.clone().arrayBuffer());
     // The caller whose request ran gets every header the handler set; replays get the stored ones.
     let originalHeaders: Headers | undefined;
     const decision = await http.handle(
       {
         method: request.method,
-        route: options.route?.(request) ?? path,
-        path,
+        path: new URL(request.url).pathname,
         header: (name) => request.headers.get(name) ?? undefined,
         body,
       },
       async () => {
+        // A handler that throws stores nothing: its error reaches the caller, the key is freed.
         const response = await handler(request);
         originalHeaders = response.headers;
         const headers: [string, string][] = [];

@@ -2,6 +2,7 @@ export type {
   Decision,
   HttpIdempotencyOptions,
   HttpRequestInfo,
+  ProducedResponse,
   StoredResponse,
 } from './core.js';
 export {

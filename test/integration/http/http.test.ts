@@ -1,57 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import type { HttpIdempotencyOptions } from '../../../src/adapters/http/index.js';
-import { IdempotentExecutor } from '../../../src/index.js';
+import { after, describe, it } from 'node:test';
 import { startWorker } from '../../helpers/processes.js';
 import { connect, deleteNamespace, uniqueNamespace } from '../../helpers/redis.js';
-import { type FrontEnd, type OrderApi, startOrderApi } from './servers.js';
+import { FRONT_ENDS, useOrderApis } from './fixture.js';
+import { post } from './post.js';
 
 const redis = connect();
 after(() => redis.quit());
 
-const post = (
-  url: string,
-  key: string | undefined,
-  body: unknown = { item: 'book', qty: 1 },
-  headers: Record<string, string> = {},
-) =>
-  fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(key === undefined ? {} : { 'idempotency-key': key }),
-      ...headers,
-    },
-    body: JSON.stringify(body),
-  });
-
-for (const frontEnd of ['fetch', 'express', 'fastify'] as const satisfies readonly FrontEnd[]) {
+for (const frontEnd of FRONT_ENDS) {
   describe(`Idempotency-Key through ${frontEnd}`, () => {
-    let namespace: string;
-    let counterKey: string;
-    let executors: IdempotentExecutor[];
-    let apis: OrderApi[];
-
-    const start = async (options: HttpIdempotencyOptions = {}, workMs = 100) => {
-      const executor = new IdempotentExecutor({ redis, namespace });
-      executors.push(executor);
-      const api = await startOrderApi(frontEnd, { redis, executor, counterKey, options, workMs });
-      apis.push(api);
-      return api.url;
-    };
-    const runs = async () => Number((await redis.get(counterKey)) ?? 0);
-
-    beforeEach(() => {
-      namespace = uniqueNamespace(`http-${frontEnd}`);
-      counterKey = `${namespace}:handler-runs`;
-      executors = [];
-      apis = [];
-    });
-    afterEach(async () => {
-      await Promise.all(apis.map((api) => api.close()));
-      await Promise.all(executors.map((executor) => executor.close()));
-      await deleteNamespace(redis, namespace);
-    });
+    const { start, runs } = useOrderApis(frontEnd, redis);
 
     it('runs concurrent duplicates once and replays status, body and stored headers', async () => {
       const url = await start({ replayHeaders: ['x-request-cost'] });
@@ -99,15 +58,17 @@ for (const frontEnd of ['fetch', 'express', 'fastify'] as const satisfies readon
       assert.equal(await runs(), 1);
     });
 
-    it('answers 400 for a missing key on a required route and for an over-long key', async () => {
+    it('answers 400 for a missing key on a required route, an over-long key and a key not in visible ASCII', async () => {
       const url = await start({ required: true });
 
       const missing = await post(`${url}/orders`, undefined);
       const tooLong = await post(`${url}/orders`, 'k'.repeat(256));
+      const latin1 = await post(`${url}/orders`, 'k\u00e9');
       const longest = await post(`${url}/orders`, 'k'.repeat(255));
 
       assert.equal(missing.status, 400);
       assert.equal(tooLong.status, 400);
+      assert.equal(latin1.status, 400);
       assert.equal(longest.status, 201);
       assert.equal(await runs(), 1);
     });
@@ -141,7 +102,7 @@ for (const frontEnd of ['fetch', 'express', 'fastify'] as const satisfies readon
     });
 
     it('keeps tenants apart: the same key in two scopes runs twice', async () => {
-      const url = await start({ scope: (request) => request.header('x-tenant') ?? '' });
+      const url = await start({ scope: (request) => request.header('x-tenant') });
 
       const a = await post(`${url}/orders`, 'k-5', undefined, { 'x-tenant': 'acme' });
       const b = await post(`${url}/orders`, 'k-5', undefined, { 'x-tenant': 'globex' });

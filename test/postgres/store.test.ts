@@ -1,0 +1,301 @@
+// The PostgreSQL store in one process against a real PostgreSQL: unreachable database, rows it
+// did not write, notifications (large outcomes, a lost LISTEN connection), cleanup, DDL, names,
+// and the transactional mode's commit and rollback. Each test has a schema of its own.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import pg from 'pg';
+import { IdempotentExecutor, MemoryStore } from '../../src/index.js';
+import { PostgresStore, schemaSql, transactional } from '../../src/store/postgres/index.js';
+import {
+  connectPool,
+  dropSchema,
+  nextSchema,
+  schemaOf,
+  sleep,
+  storeInNewSchema,
+} from './support.js';
+
+const pool = connectPool();
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('PostgresStore', () => {
+  let store: PostgresStore;
+  let closing: (() => Promise<unknown>)[];
+
+  beforeEach(async () => {
+    store = await storeInNewSchema(pool, { cleanupIntervalMs: 0 });
+    closing = [];
+  });
+  afterEach(async () => {
+    for (const close of closing.reverse()) await close();
+    await store.close();
+    await dropSchema(pool, schemaOf(store));
+  });
+  after(() => pool.end());
+
+  const executorOn = (on: PostgresStore, extra = {}) => {
+    const executor = new IdempotentExecutor({ store: on, namespace: 'unit', ...extra });
+    closing.push(() => executor.close());
+    return executor;
+  };
+  const table = () => `"${schemaOf(store)}".idempotency_records`;
+
+  it('fails with IDEMPOTENCY_STORE_UNAVAILABLE within its query timeout when the database is unreachable, without running fn', async () => {
+    const unreachable = new pg.Pool({ host: '127.0.0.1', port: await closedPort(), user: 'x' });
+    unreachable.on('error', () => {});
+    const down = new PostgresStore({ pool: unreachable, queryTimeoutMs: 500 });
+    closing.push(
+      () => unreachable.end(),
+      () => down.close(),
+    );
+    let ran = false;
+
+    const started = Date.now();
+    await assert.rejects(
+      executorOn(down).run('order-1', async () => {
+        ran = true;
+      }),
+      { code: 'IDEMPOTENCY_STORE_UNAVAILABLE' },
+    );
+
+    assert.ok(Date.now() - started < 2_000, `took ${Date.now() - started} ms`);
+    assert.equal(ran, false);
+  });
+
+  it('fails with IDEMPOTENCY_STORE_UNAVAILABLE within its query timeout when the database does not answer', async () => {
+    // A server that accepts connections and never says a word.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const hung = new pg.Pool({ host: '127.0.0.1', port, user: 'x' });
+    hung.on('error', () => {});
+    const down = new PostgresStore({ pool: hung, queryTimeoutMs: 300 });
+    closing.push(
+      () => new Promise((resolve) => silent.close(resolve)),
+      () => down.close(),
+    );
+    silent.on('connection', (socket) => closing.push(async () => socket.destroy()));
+
+    const started = Date.now();
+    await assert.rejects(
+      executorOn(down).run('order-1', async () => 1),
+      { code: 'IDEMPOTENCY_STORE_UNAVAILABLE' },
+    );
+
+    assert.ok(Date.now() - started < 2_000, `took ${Date.now() - started} ms`);
+  });
+
+  it('gives IDEMPOTENCY_CORRUPT_RECORD for a row whose record does not decode', async () => {
+    await pool.query(
+      `INSERT INTO ${table()} (key_hash, key, token, record, expires_at)
+       VALUES (sha256(convert_to($1, 'UTF8')), $1, NULL, '\\x00ff00'::bytea, now() + interval '1 hour')`,
+      ['unit:{order-2}'],
+    );
+
+    await assert.rejects(
+      executorOn(store).run('order-2', async () => 1),
+      { code: 'IDEMPOTENCY_CORRUPT_RECORD' },
+    );
+    await assert.rejects(executorOn(store).inspect('order-2'), {
+      code: 'IDEMPOTENCY_CORRUPT_RECORD',
+    });
+  });
+
+  it('gives IDEMPOTENCY_CORRUPT_RECORD for a row holding neither a record nor a lease token, and forget deletes it', async () => {
+    await pool.query(
+      `INSERT INTO ${table()} (key_hash, key, token, record, expires_at)
+       VALUES (sha256(convert_to($1, 'UTF8')), $1, 'not a token', NULL, now() + interval '1 hour')`,
+      ['unit:{order-3}'],
+    );
+    const executor = executorOn(store);
+
+    await assert.rejects(
+      executor.run('order-3', async () => 1),
+      { code: 'IDEMPOTENCY_CORRUPT_RECORD' },
+    );
+    assert.equal(await executor.forget('order-3'), true);
+    assert.equal(await executor.run('order-3', async () => 'ran'), 'ran');
+  });
+
+  it('wakes a waiter in another store when the record is too large to travel in a notification', async () => {
+    const other = await storeInNewSchema(pool, { schema: schemaOf(store), cleanupIntervalMs: 0 });
+    closing.push(() => other.close());
+    const big = 'x'.repeat(50_000);
+    const owner = executorOn(store, { leaseMs: 10_000 });
+    const running = owner.run('order-4', async () => {
+      await sleep(200);
+      return big;
+    });
+    await sleep(50);
+
+    const started = Date.now();
+    const waited = await executorOn(other, { leaseMs: 10_000 }).run('order-4', async () => 'ran');
+
+    assert.equal(waited, big);
+    assert.equal(await running, big);
+    // Woken by the notification, not by the 10 s lease running out.
+    assert.ok(Date.now() - started < 3_000, `waited ${Date.now() - started} ms`);
+  });
+
+  it('re-listens after its LISTEN connection is killed, and tells its listeners to resync', async () => {
+    const resyncs: number[] = [];
+    const messages: Uint8Array[] = [];
+    await store.subscribe('unit:{order-5}', {
+      onMessage: (bytes) => messages.push(bytes),
+      onResync: () => resyncs.push(Date.now()),
+    });
+    const firstPid = store.listenerBackendPid;
+    assert.ok(firstPid !== undefined);
+
+    await pool.query('SELECT pg_terminate_backend($1)', [firstPid]);
+    for (let i = 0; i < 100 && resyncs.length === 0; i++) await sleep(20);
+    const other = await storeInNewSchema(pool, { schema: schemaOf(store), cleanupIntervalMs: 0 });
+    closing.push(() => other.close());
+    const lease = await other.claim('unit:{order-5}', 5_000);
+    await lease?.complete(new Uint8Array([1, 2, 3]), 60_000);
+    for (let i = 0; i < 100 && messages.length === 0; i++) await sleep(20);
+
+    assert.equal(resyncs.length, 1);
+    assert.notEqual(store.listenerBackendPid, firstPid);
+    assert.deepEqual([...(messages[0] ?? [])], [1, 2, 3]);
+  });
+
+  it('treats expired rows as absent and deletes them in bounded batches', async () => {
+    const batched = new PostgresStore({
+      pool,
+      schema: schemaOf(store),
+      cleanupIntervalMs: 0,
+      cleanupBatchSize: 2,
+    });
+    closing.push(() => batched.close());
+    for (let i = 0; i < 5; i++) await batched.claim(`unit:{order-6-${i}}`, 50);
+    const live = await batched.claim('unit:{order-6-live}', 60_000);
+    await sleep(100);
+
+    const states = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => batched.read(`unit:{order-6-${i}}`)),
+    );
+    const deleted = await batched.deleteExpired();
+    const { rows } = await pool.query(`SELECT key FROM ${table()}`);
+
+    for (const state of states) assert.deepEqual(state, { state: 'absent' });
+    assert.equal(deleted, 5);
+    assert.deepEqual(
+      rows.map((row) => row.key),
+      ['unit:{order-6-live}'],
+    );
+    assert.ok(live !== null);
+  });
+
+  it('creates its table once however many stores call ensureSchema at once, and again on every start', async () => {
+    const schema = nextSchema();
+    const stores = Array.from(
+      { length: 6 },
+      () => new PostgresStore({ pool, schema, cleanupIntervalMs: 0 }),
+    );
+    closing.push(async () => {
+      await Promise.all(stores.map((created) => created.close()));
+      await dropSchema(pool, schema);
+    });
+
+    await Promise.all(stores.map((created) => created.ensureSchema()));
+    await Promise.all(stores.map((created) => created.ensureSchema()));
+
+    const { rows } = await pool.query(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = 'idempotency_records'`,
+      [schema],
+    );
+    assert.equal(rows[0].n, 1);
+    assert.equal(await executorOn(stores[0]!).run('order-7', async () => 'ok'), 'ok');
+  });
+
+  it('refuses table and schema names that are not plain SQL identifiers', () => {
+    for (const name of ['records"; DROP TABLE x; --', 'a.b', '', '1abc', 'x'.repeat(49)]) {
+      assert.throws(() => new PostgresStore({ pool, table: name }), TypeError);
+      assert.throws(() => new PostgresStore({ pool, schema: name }), TypeError);
+    }
+    assert.match(
+      schemaSql({ table: 'records', schema: 'app' }),
+      /CREATE TABLE IF NOT EXISTS "app"."records"/,
+    );
+  });
+
+  describe('transactional', () => {
+    beforeEach(async () => {
+      await pool.query(
+        `CREATE TABLE "${schemaOf(store)}".payments (order_id text NOT NULL, amount int NOT NULL)`,
+      );
+    });
+    const payments = async () =>
+      (await pool.query(`SELECT order_id, amount FROM "${schemaOf(store)}".payments`)).rows;
+
+    it("commits fn's writes and the record together; a replay runs nothing", async () => {
+      const executor = executorOn(store);
+      const pay = transactional(store, async (ctx, client) => {
+        await client.query(`INSERT INTO "${schemaOf(store)}".payments VALUES ($1, $2)`, [
+          ctx.key,
+          1200,
+        ]);
+        return { paid: 1200, fence: await ctx.fencingToken() };
+      });
+
+      const first = await executor.run('order-8', pay);
+      const replay = await executorOn(store).run('order-8', pay);
+
+      assert.deepEqual(replay, first);
+      assert.deepEqual(await payments(), [{ order_id: 'order-8', amount: 1200 }]);
+      assert.equal((await executor.inspect('order-8')).state, 'completed');
+    });
+
+    it("rolls fn's writes back when fn throws, and caches the error as in the plain mode", async () => {
+      const executor = executorOn(store);
+      const pay = transactional(store, async (_ctx, client) => {
+        await client.query(`INSERT INTO "${schemaOf(store)}".payments VALUES ('order-9', 1)`);
+        throw new RangeError('amount over the limit');
+      });
+
+      await assert.rejects(executor.run('order-9', pay), RangeError);
+      await assert.rejects(executorOn(store).run('order-9', pay), {
+        message: 'amount over the limit',
+      });
+
+      assert.deepEqual(await payments(), []);
+    });
+
+    it("rolls fn's writes back when the outcome cannot be stored, and frees the key", async () => {
+      const executor = executorOn(store);
+      const unencodable = transactional(store, async (_ctx, client) => {
+        await client.query(`INSERT INTO "${schemaOf(store)}".payments VALUES ('order-10', 1)`);
+        return () => 'a function';
+      });
+
+      await assert.rejects(executor.run('order-10', unencodable), {
+        code: 'IDEMPOTENCY_SERIALIZATION',
+      });
+
+      assert.deepEqual(await payments(), []);
+      assert.deepEqual(await executor.inspect('order-10'), { state: 'absent' });
+    });
+
+    it('refuses to run on an executor whose store is another one', async () => {
+      const executor = new IdempotentExecutor({ store: new MemoryStore(), namespace: 'unit' });
+      closing.push(() => executor.close());
+
+      await assert.rejects(
+        executor.run(
+          'order-11',
+          transactional(store, async () => 1),
+        ),
+        /must be the fn passed to run\(\) of an executor on that same store/,
+      );
+    });
+  });
+});

@@ -284,6 +284,7 @@ interface PendingTransaction {
  * The lease a transactional run is looking for: {@link PostgresLease.fencingToken} puts itself
  * here when called inside `leaseScope.run()`. It is the one path from fn's `RunContext` to the
  * store's lease without a change to the executor (see transactional.ts).
+ * @internal
  */
 export const leaseScope = new AsyncLocalStorage<{ lease?: PostgresLease }>();
 

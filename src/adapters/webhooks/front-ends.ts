@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Delivery, EventIdExtractor } from './event-id.js';
+import { type Delivery, deliveryOf } from './delivery.js';
+import type { EventIdExtractor } from './event-id.js';
 import type { WebhookGuard, WebhookReply } from './webhook-guard.js';
 
-/** What a webhook handler receives: the event id and the raw body (verify signatures on it). */
+/** What a webhook handler receives: the event id and the raw body, verified by the guard. */
 export interface WebhookEvent {
   readonly id: string;
   readonly body: Uint8Array;
@@ -25,10 +26,7 @@ export function webhookFetchHandler<Result>(
   options: WebhookHandlerOptions<Result>,
 ): (request: Request) => Promise<Response> {
   return async (request) => {
-    const delivery: Delivery = {
-      header: (name) => request.headers.get(name) ?? undefined,
-      body: new Uint8Array(await request.arrayBuffer()),
-    };
+    const delivery = deliveryOf(request.headers, new Uint8Array(await request.arrayBuffer()));
     const reply = await guard.reply(delivery, options.eventId, (event) =>
       options.handle(event, delivery),
     );
@@ -51,13 +49,7 @@ export function webhookExpressHandler<Result>(
 ): (req: RawBodyRequest, res: ServerResponse) => Promise<void> {
   return async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body : await readBody(req);
-    const delivery: Delivery = {
-      header: (name) => {
-        const value = req.headers[name];
-        return Array.isArray(value) ? value[0] : value;
-      },
-      body,
-    };
+    const delivery = deliveryOf(req.headers, body);
     send(
       res,
       await guard.reply(delivery, options.eventId, (event) => options.handle(event, delivery)),

@@ -1,19 +1,40 @@
 import {
   ErrorCode,
+  type IdempotencyError,
   type IdempotentExecutor,
-  InvalidKeyError,
   InvalidOptionError,
   isIdempotencyError,
 } from '../../index.js';
-import type { Delivery, EventIdExtractor } from './event-id.js';
+import {
+  answerForCode,
+  assertExecutor,
+  assertId,
+  assertOptionsObject,
+  assertScopeOption,
+  type HttpAnswer,
+  integerOption,
+  problemAnswer,
+  scopedKey,
+} from '../edge/index.js';
+import { type Delivery, lowerCaseLookups } from './delivery.js';
+import type { EventIdExtractor } from './event-id.js';
+import type { WebhookVerifier } from './verifiers.js';
 
 /** Options of {@link WebhookGuard}. */
 export interface WebhookGuardOptions {
   /**
    * Who sends these events (`'stripe'`, `'github'`, ...): part of the executor key, so ids of
-   * two senders never meet.
+   * two senders never meet. A non-empty, well-formed string.
    */
   readonly source: string;
+  /**
+   * Checks that a delivery comes from its sender, in {@link WebhookGuard.reply} before the event
+   * id is claimed or replayed: one of `verifiers` (Standard Webhooks, Stripe, GitHub, Shopify)
+   * or your own `(delivery) => boolean | Promise<boolean>`. A delivery it does not accept gets
+   * 401 and never reaches the store. `false` turns the check off: only when something in front
+   * (a gateway) has verified every delivery, or when you call only `process()`.
+   */
+  readonly verify: WebhookVerifier | false;
   /**
    * What a redelivery gets while the first delivery is still being handled: `'wait'` for its
    * outcome (bounded by `waitTimeoutMs`), or `'reject'` at once with a retryable status.
@@ -49,7 +70,12 @@ export const defaultWebhookGuardOptions = Object.freeze({
 /** How one delivery ended. */
 export type DeliveryOutcome<Result> =
   | { readonly status: 'processed'; readonly id: string; readonly result: Result }
-  | { readonly status: 'duplicate'; readonly id: string; readonly result: Result };
+  | { readonly status: 'duplicate'; readonly id: string; readonly result: Result }
+  /**
+   * The handler ran and succeeded, but its result was over the executor's `maxRecordBytes`:
+   * only the fact that it ran was stored, so the duplicate is acknowledged without the result.
+   */
+  | { readonly status: 'duplicate'; readonly id: string; readonly resultStored: false };
 
 /** What an HTTP front end answers for a delivery. */
 export interface WebhookReply {
@@ -64,147 +90,195 @@ export interface WebhookReply {
  * not remembered, so the sender's redelivery runs it again.
  */
 export class WebhookGuard {
+  private readonly executor: IdempotentExecutor;
   private readonly source: string;
+  private readonly verify: WebhookVerifier | false;
   private readonly wait: boolean;
   private readonly waitTimeoutMs: number;
   private readonly retryAfterSeconds: number;
   private readonly ttlMs: number | undefined;
 
-  constructor(
-    private readonly executor: IdempotentExecutor,
-    options: WebhookGuardOptions,
-  ) {
-    if (options === null || typeof options !== 'object') {
-      throw new InvalidOptionError('options', 'an object with a `source`', options);
-    }
-    if (typeof options.source !== 'string' || options.source.length === 0) {
-      throw new InvalidOptionError('source', 'a non-empty string', options.source);
+  constructor(executor: IdempotentExecutor, options: WebhookGuardOptions) {
+    assertExecutor(executor);
+    assertOptionsObject(options, 'an object with a `source` and `verify`');
+    assertScopeOption('source', options.source);
+    if (options.verify !== false && typeof options.verify !== 'function') {
+      throw new InvalidOptionError(
+        'verify',
+        'a verifier (one of `verifiers`, or a function), or false',
+        options.verify,
+      );
     }
     const whileRunning = options.whileRunning ?? defaultWebhookGuardOptions.whileRunning;
     if (whileRunning !== 'wait' && whileRunning !== 'reject') {
       throw new InvalidOptionError('whileRunning', "'wait' or 'reject'", whileRunning);
     }
+    this.executor = executor;
     this.source = options.source;
+    this.verify = options.verify;
     this.wait = whileRunning === 'wait';
-    this.waitTimeoutMs = positive(
+    this.waitTimeoutMs = integerOption(
       'waitTimeoutMs',
-      options.waitTimeoutMs ?? defaultWebhookGuardOptions.waitTimeoutMs,
+      options.waitTimeoutMs,
+      defaultWebhookGuardOptions.waitTimeoutMs,
     );
-    this.retryAfterSeconds = positive(
+    this.retryAfterSeconds = integerOption(
       'retryAfterSeconds',
-      options.retryAfterSeconds ?? defaultWebhookGuardOptions.retryAfterSeconds,
+      options.retryAfterSeconds,
+      defaultWebhookGuardOptions.retryAfterSeconds,
     );
-    this.ttlMs = options.ttlMs === undefined ? undefined : positive('ttlMs', options.ttlMs);
+    this.ttlMs = options.ttlMs === undefined ? undefined : integerOption('ttlMs', options.ttlMs, 1);
   }
 
   /**
    * Runs `handler` unless the event `id` was already handled (or is being handled) and resolves
-   * with what happened. Rejects with the handler's own error (nothing remembered), or with the
-   * executor's `IDEMPOTENCY_IN_PROGRESS` / `IDEMPOTENCY_WAIT_TIMEOUT` while another delivery of
-   * the same event is running.
+   * with what happened. It does not verify anything: call it only for a verified delivery.
+   * Rejects with the handler's own error (nothing remembered), with `IDEMPOTENCY_INVALID_KEY`
+   * for an id that is not a non-empty, well-formed string, or with the executor's
+   * `IDEMPOTENCY_IN_PROGRESS` / `IDEMPOTENCY_WAIT_TIMEOUT` while another delivery of the same
+   * event is running.
    */
   async process<Result>(
     id: string,
     handler: () => Result | PromiseLike<Result>,
     signal?: AbortSignal,
   ): Promise<DeliveryOutcome<Result>> {
-    if (typeof id !== 'string' || id.length === 0) {
-      throw new InvalidKeyError('Expected the webhook event id to be a non-empty string');
-    }
+    const key = this.executorKeyOf(id);
     let ranHere = false;
-    const result = await this.executor.run(
-      this.executorKeyOf(id),
-      () => {
-        ranHere = true;
-        return handler();
-      },
-      {
-        wait: this.wait,
-        waitTimeoutMs: this.waitTimeoutMs,
-        shouldCacheError: () => false,
-        ...(this.ttlMs === undefined ? {} : { ttlMs: this.ttlMs }),
-        ...(signal === undefined ? {} : { signal }),
-      },
-    );
-    return { status: ranHere ? 'processed' : 'duplicate', id, result };
+    let produced: { readonly result: Result } | undefined;
+    try {
+      const result = await this.executor.run(
+        key,
+        async () => {
+          ranHere = true;
+          const value = await handler();
+          produced = { result: value };
+          return value;
+        },
+        {
+          wait: this.wait,
+          waitTimeoutMs: this.waitTimeoutMs,
+          shouldCacheError: () => false,
+          ...(this.ttlMs === undefined ? {} : { ttlMs: this.ttlMs }),
+          ...(signal === undefined ? {} : { signal }),
+        },
+      );
+      return ranHere ? { status: 'processed', id, result } : { status: 'duplicate', id, result };
+    } catch (error) {
+      // The handler succeeded (here or in an earlier delivery) but its result was too large to
+      // store: the event is handled, so it is acknowledged, never run again. The key check keeps
+      // the handler's own errors (from an executor it uses) from passing for this.
+      if (isOutcomeNotStored(error) && error.key === key) {
+        return produced !== undefined
+          ? { status: 'processed', id, result: produced.result }
+          : { status: 'duplicate', id, resultStored: false };
+      }
+      throw error;
+    }
   }
 
   /**
-   * The HTTP answer for one delivery, for any framework: 200 with `{ status, id, result }`
-   * when handled (now or before); 400 problem+json without an event id; 409 + `Retry-After`
-   * while another delivery of the event runs; 500 when the handler failed (the sender retries
-   * and the redelivery runs the handler again); 503 + `Retry-After` when the store is down.
+   * The HTTP answer for one delivery, for any framework. The delivery is verified first: 401
+   * problem+json, and nothing read from or written to the store, unless `verify` accepts it.
+   * Then 200 with `{ status, id, result }` when handled (now or before; a duplicate whose result
+   * was too large to store has `resultStored: false` and no result); 400 problem+json without a
+   * valid event id; 409 + `Retry-After` while another delivery of the event runs; 500 when the
+   * handler failed (the sender retries and the redelivery runs the handler again); 503 +
+   * `Retry-After` when the store is down. Never rejects.
    */
   async reply<Result>(
     delivery: Delivery,
     eventId: EventIdExtractor,
     handler: (event: { id: string; body: Uint8Array }) => Result | PromiseLike<Result>,
   ): Promise<WebhookReply> {
-    const id = eventId(delivery);
-    if (typeof id !== 'string' || id.length === 0) {
-      return problem(400, 'missing-event-id', 'The delivery carries no event id');
+    const request = lowerCaseLookups(delivery);
+    if (this.verify !== false) {
+      let verified: unknown;
+      try {
+        verified = await this.verify(request);
+      } catch {
+        verified = false;
+      }
+      if (verified !== true) {
+        return toReply(
+          problemAnswer(
+            'webhooks',
+            401,
+            'invalid-signature',
+            'The delivery does not carry a valid signature of its sender',
+            ['www-authenticate', 'Signature realm="webhooks"'],
+          ),
+        );
+      }
     }
+    let id: string | undefined;
     try {
-      const outcome = await this.process(id, () => handler({ id, body: delivery.body }));
-      return { status: 200, headers: JSON_TYPE, body: JSON.stringify(outcome) };
+      id = eventId(request);
+    } catch {
+      id = undefined;
+    }
+    if (typeof id !== 'string' || id.length === 0) {
+      return toReply(
+        problemAnswer('webhooks', 400, 'missing-event-id', 'The delivery carries no event id'),
+      );
+    }
+    const eventIdOfDelivery = id;
+    try {
+      const outcome = await this.process(eventIdOfDelivery, () =>
+        handler({ id: eventIdOfDelivery, body: request.body }),
+      );
+      return { status: 200, headers: { ...JSON_TYPE }, body: JSON.stringify(outcome) };
     } catch (error) {
-      if (!isIdempotencyError(error)) {
-        return problem(500, 'handler-failed', 'The handler failed; redeliver to run it again');
-      }
-      const retry = { 'retry-after': String(this.retryAfterSeconds) };
-      switch (error.code) {
-        case ErrorCode.IN_PROGRESS:
-        case ErrorCode.WAIT_TIMEOUT:
-          return problem(
-            409,
-            'in-progress',
-            'Another delivery of this event is being handled',
-            retry,
-          );
-        case ErrorCode.STORE_UNAVAILABLE:
-          return problem(
-            503,
-            'store-unavailable',
-            'Deliveries cannot be deduplicated right now',
-            retry,
-          );
-        case ErrorCode.INVALID_KEY:
-          return problem(400, 'invalid-event-id', error.message);
-        default:
-          return problem(500, 'idempotency-error', error.code);
-      }
+      return toReply(this.problemOf(error));
     }
   }
 
-  /** The executor key of an event id, for `executor.inspect()` and `executor.forget()`. */
+  /**
+   * The executor key of an event id, for `executor.inspect()` and `executor.forget()`.
+   * @throws InvalidKeyError unless `id` is a non-empty, well-formed string.
+   */
   executorKeyOf(id: string): string {
-    return `webhook:${encodeURIComponent(this.source)}:${id}`;
+    assertId(id, 'the webhook event id');
+    return scopedKey('webhook', [this.source, id]);
+  }
+
+  private problemOf(error: unknown): HttpAnswer {
+    if (!isIdempotencyError(error)) {
+      return problemAnswer(
+        'webhooks',
+        500,
+        'handler-failed',
+        'The handler failed; redeliver to run it again',
+      );
+    }
+    const answer = answerForCode(error.code);
+    const retry: (readonly [string, string])[] = answer.retry
+      ? [['retry-after', String(this.retryAfterSeconds)]]
+      : [];
+    return problemAnswer('webhooks', answer.status, answer.type, detailOf(error), ...retry);
   }
 }
 
-const JSON_TYPE = { 'content-type': 'application/json' };
+const JSON_TYPE = Object.freeze({ 'content-type': 'application/json' });
 
-function problem(
-  status: number,
-  type: string,
-  detail: string,
-  headers: Record<string, string> = {},
-): WebhookReply {
-  return {
-    status,
-    headers: { 'content-type': 'application/problem+json', ...headers },
-    body: JSON.stringify({
-      type: `https://idempotent-executor.dev/problems/webhooks/${type}`,
-      title: type.replace(/-/g, ' '),
-      status,
-      detail,
-    }),
-  };
+function detailOf(error: IdempotencyError): string {
+  switch (error.code) {
+    case ErrorCode.IN_PROGRESS:
+    case ErrorCode.WAIT_TIMEOUT:
+      return 'Another delivery of this event is being handled';
+    case ErrorCode.STORE_UNAVAILABLE:
+      return 'Deliveries cannot be deduplicated right now';
+    case ErrorCode.INVALID_KEY:
+      return error.message;
+    default:
+      return error.code;
+  }
 }
 
-function positive(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new InvalidOptionError(name, 'a positive integer', value);
-  }
-  return value;
+function isOutcomeNotStored(error: unknown): error is IdempotencyError {
+  return isIdempotencyError(error) && error.code === ErrorCode.OUTCOME_NOT_STORED;
+}
+
+function toReply(answer: HttpAnswer): WebhookReply {
+  return { status: answer.status, headers: Object.fromEntries(answer.headers), body: answer.body };
 }

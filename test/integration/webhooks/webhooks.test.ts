@@ -1,113 +1,70 @@
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import express from 'express';
+import { sign } from '@octokit/webhooks-methods';
 import {
+  deliveryOf,
   eventIds,
+  verifiers,
   WebhookGuard,
   type WebhookGuardOptions,
-  webhookExpressHandler,
-  webhookFetchHandler,
 } from '../../../src/adapters/webhooks/index.js';
 import { IdempotentExecutor } from '../../../src/index.js';
 import { connect, deleteNamespace, uniqueNamespace } from '../../helpers/redis.js';
+import { Endpoints, sleep } from './helpers.js';
 
 const redis = connect();
 after(() => redis.quit());
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const SECRET = 'whsec_test';
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-/** A node:http server in front of a Fetch API handler, as Hono or Bun would run it. */
-function fetchServer(handler: (request: Request) => Promise<Response>): Server {
-  return createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const request = new Request(`http://localhost${req.url}`, {
-      method: req.method ?? 'POST',
-      headers: req.headers as Record<string, string>,
-      body: Buffer.concat(chunks),
-    });
-    const response = await handler(request);
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
-    res.writeHead(response.status, headers);
-    res.end(Buffer.from(await response.arrayBuffer()));
-  });
-}
+const SECRET = 'gh-webhook-secret';
 
 for (const frontEnd of ['fetch', 'express'] as const) {
   describe(`webhooks through the ${frontEnd} front end`, () => {
     let namespace: string;
-    let executors: IdempotentExecutor[];
-    let servers: Server[];
+    const endpoints = new Endpoints(redis, () => namespace);
     let handled: string[];
     let failNext: boolean;
 
-    /** A server (with its own executor and connections) that verifies signatures on the raw body. */
+    /** A GitHub endpoint: the guard verifies X-Hub-Signature-256, the handler only does work. */
     const startServer = async (options: Partial<WebhookGuardOptions> = {}, workMs = 100) => {
-      const executor = new IdempotentExecutor({ redis, namespace });
-      executors.push(executor);
-      const guard = new WebhookGuard(executor, { source: 'github', ...options });
-      const handle = async (
-        event: { id: string; body: Uint8Array },
-        delivery: { header(n: string): string | undefined },
-      ) => {
-        const expected = createHmac('sha256', SECRET).update(event.body).digest('hex');
-        if (delivery.header('x-hub-signature-256') !== `sha256=${expected}`)
-          throw new Error('bad signature');
-        await sleep(workMs);
-        if (failNext) {
-          failNext = false;
-          throw new Error('database down');
-        }
-        handled.push(event.id);
-        return { handledBy: process.pid, length: event.body.byteLength };
-      };
-      let server: Server;
-      if (frontEnd === 'fetch') {
-        server = fetchServer(webhookFetchHandler(guard, { eventId: eventIds.github, handle }));
-      } else {
-        const app = express();
-        app.post(
-          '/hooks',
-          express.raw({ type: '*/*' }),
-          webhookExpressHandler(guard, { eventId: eventIds.github, handle }),
-        );
-        server = createServer(app);
-      }
-      servers.push(server);
-      return `${await listen(server)}/hooks`;
+      const { url } = await endpoints.start(
+        frontEnd,
+        { source: 'github', verify: verifiers.github(SECRET), ...options },
+        {
+          eventId: eventIds.github,
+          handle: async (event) => {
+            await sleep(workMs);
+            if (failNext) {
+              failNext = false;
+              throw new Error('database down');
+            }
+            handled.push(event.id);
+            return { handledBy: process.pid, length: event.body.byteLength };
+          },
+        },
+      );
+      return url;
     };
 
-    const deliver = (url: string, id: string | undefined, payload = '{"action":"opened"}') => {
+    /** A delivery as GitHub sends it, signed by GitHub's own library. */
+    const deliver = async (
+      url: string,
+      id: string | undefined,
+      payload = '{"action":"opened"}',
+    ) => {
       const headers: Record<string, string> = {
-        'content-type': 'application/json',
-        'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(payload).digest('hex')}`,
+        'Content-Type': 'application/json',
+        'X-Hub-Signature-256': await sign(SECRET, payload),
       };
-      if (id !== undefined) headers['x-github-delivery'] = id;
+      if (id !== undefined) headers['X-GitHub-Delivery'] = id;
       return fetch(url, { method: 'POST', headers, body: payload });
     };
 
     beforeEach(() => {
       namespace = uniqueNamespace('webhooks');
-      executors = [];
-      servers = [];
       handled = [];
       failNext = false;
     });
     afterEach(async () => {
-      for (const server of servers) server.closeAllConnections();
-      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-      await Promise.all(executors.map((executor) => executor.close()));
+      await endpoints.stop();
       await deleteNamespace(redis, namespace);
     });
 
@@ -122,6 +79,7 @@ for (const frontEnd of ['fetch', 'express'] as const) {
       const [a, b] = [await first.json(), await again.json()];
       assert.equal(a.status, 'processed');
       assert.equal(b.status, 'duplicate');
+      assert.equal('resultStored' in b, false);
       assert.deepEqual(b.result, a.result);
       assert.deepEqual(handled, ['d-1']);
     });
@@ -149,6 +107,7 @@ for (const frontEnd of ['fetch', 'express'] as const) {
 
       assert.equal(failed.status, 500);
       assert.equal(failed.headers.get('content-type'), 'application/problem+json');
+      assert.match((await failed.json()).type, /\/problems\/webhooks\/handler-failed$/);
       assert.equal(redelivered.status, 200);
       assert.equal((await redelivered.json()).status, 'processed');
       assert.deepEqual(handled, ['d-3']);
@@ -163,6 +122,7 @@ for (const frontEnd of ['fetch', 'express'] as const) {
 
       assert.equal(concurrent.status, 409);
       assert.equal(concurrent.headers.get('retry-after'), '7');
+      assert.match((await concurrent.json()).type, /\/problems\/webhooks\/in-progress$/);
       assert.equal((await first).status, 200);
     });
 
@@ -177,28 +137,47 @@ for (const frontEnd of ['fetch', 'express'] as const) {
       assert.deepEqual(handled, ['d-5', 'd-5']);
     });
 
-    it('rejects a delivery without an event id with 400 problem+json', async () => {
+    it('rejects a signed delivery without an event id with 400 problem+json', async () => {
       const url = await startServer();
 
       const response = await deliver(url, undefined);
 
       assert.equal(response.status, 400);
-      assert.match((await response.json()).type, /missing-event-id$/);
+      assert.match((await response.json()).type, /\/problems\/webhooks\/missing-event-id$/);
       assert.deepEqual(handled, []);
+    });
+
+    it('reads an event id header named in any case', async () => {
+      const { url } = await endpoints.start(
+        frontEnd,
+        { source: 'custom', verify: false },
+        { eventId: eventIds.header('X-Custom-Event-ID'), handle: (event) => event.id },
+      );
+
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'x-custom-event-id': 'c-1' },
+        body: '{}',
+      });
+
+      assert.equal(response.status, 200);
+      assert.deepEqual(await response.json(), { status: 'processed', id: 'c-1', result: 'c-1' });
     });
   });
 }
 
 describe('event id extractors', () => {
-  const delivery = (headers: Record<string, string>, body = '') => ({
-    header: (name: string) => headers[name],
-    body: Buffer.from(body),
-  });
+  const delivery = (headers: Record<string, string>, body = '') =>
+    deliveryOf(headers, Buffer.from(body));
 
-  it('read the id each common sender uses', () => {
+  it('read the id each common sender uses, in both header spellings', () => {
     assert.equal(eventIds.standardWebhooks(delivery({ 'webhook-id': 'msg_1' })), 'msg_1');
+    assert.equal(eventIds.standardWebhooks(delivery({ 'svix-id': 'msg_2' })), 'msg_2');
     assert.equal(eventIds.github(delivery({ 'x-github-delivery': 'gh-1' })), 'gh-1');
     assert.equal(eventIds.shopify(delivery({ 'x-shopify-webhook-id': 'sh-1' })), 'sh-1');
+    assert.equal(eventIds.shopify(delivery({ 'shopify-webhook-id': 'sh-2' })), 'sh-2');
+    assert.equal(eventIds.shopifyEvent(delivery({ 'x-shopify-event-id': 'ev-1' })), 'ev-1');
+    assert.equal(eventIds.shopifyEvent(delivery({ 'shopify-event-id': 'ev-2' })), 'ev-2');
     assert.equal(
       eventIds.stripe(delivery({}, '{"id":"evt_1","type":"charge.succeeded"}')),
       'evt_1',
@@ -207,14 +186,83 @@ describe('event id extractors', () => {
     assert.equal(eventIds.header('x-event')(delivery({ 'x-event': 'e-1' })), 'e-1');
   });
 
-  it('rejects bad options with typed errors', () => {
+  it('find headers whatever the spelling of the map they are read from (a Lambda event, say)', () => {
+    const lambdaStyle = delivery({
+      'X-GitHub-Delivery': 'gh-2',
+      'Svix-Id': 'msg_3',
+      'Shopify-Webhook-Id': 'sh-3',
+      'X-Custom': 'c-2',
+    });
+
+    assert.equal(eventIds.github(lambdaStyle), 'gh-2');
+    assert.equal(eventIds.standardWebhooks(lambdaStyle), 'msg_3');
+    assert.equal(eventIds.shopify(lambdaStyle), 'sh-3');
+    assert.equal(eventIds.header('X-CUSTOM')(lambdaStyle), 'c-2');
+    assert.equal(lambdaStyle.header('x-custom'), 'c-2');
+  });
+
+  it('find a header named in any case in a delivery over a lower-case map (as Fastify gives)', () => {
+    const fastifyStyle = {
+      header: (name: string) => ({ 'x-event': 'e-2' })[name],
+      body: Buffer.from(''),
+    };
+
+    assert.equal(eventIds.header('X-Event')(fastifyStyle), 'e-2');
+  });
+
+  it('lets a verifier ask for a header in any case when guard.reply is called directly', async () => {
+    const namespace = uniqueNamespace('webhooks-reply');
+    const executor = new IdempotentExecutor({ redis, namespace });
+    const guard = new WebhookGuard(executor, {
+      source: 'custom',
+      verify: (delivery) => delivery.header('Authorization') === 'Bearer t0ken',
+    });
+    const headers: Record<string, string> = { authorization: 'Bearer t0ken', 'x-event': 'e-3' };
+    const fastifyStyle = { header: (name: string) => headers[name], body: Buffer.from('{}') };
+
+    const reply = await guard.reply(fastifyStyle, eventIds.header('X-Event'), (event) => event.id);
+
+    assert.equal(reply.status, 200);
+    assert.deepEqual(JSON.parse(reply.body), { status: 'processed', id: 'e-3', result: 'e-3' });
+    await executor.close();
+    await deleteNamespace(redis, namespace);
+  });
+
+  it('rejects bad options with typed errors', async () => {
     const executor = new IdempotentExecutor({ redis, namespace: 'unused' });
-    assert.throws(() => new WebhookGuard(executor, { source: '' }), {
+    const verify = verifiers.github(SECRET);
+    assert.throws(() => new WebhookGuard(executor, { source: '', verify }), {
       code: 'IDEMPOTENCY_INVALID_OPTION',
     });
-    assert.throws(() => new WebhookGuard(executor, { source: 's', whileRunning: 'no' as 'wait' }), {
+    assert.throws(
+      () => new WebhookGuard(executor, { source: 's', verify, whileRunning: 'no' as 'wait' }),
+      { code: 'IDEMPOTENCY_INVALID_OPTION' },
+    );
+    assert.throws(
+      () => new WebhookGuard(executor, { source: 's' } as unknown as WebhookGuardOptions),
+      { code: 'IDEMPOTENCY_INVALID_OPTION', option: 'verify' },
+    );
+    assert.throws(() => new WebhookGuard(executor, { source: 's', verify, waitTimeoutMs: 0 }), {
       code: 'IDEMPOTENCY_INVALID_OPTION',
+      option: 'waitTimeoutMs',
     });
-    return executor.close();
+    assert.throws(() => new WebhookGuard({} as IdempotentExecutor, { source: 's', verify }), {
+      code: 'IDEMPOTENCY_INVALID_OPTION',
+      option: 'executor',
+    });
+    assert.throws(() => verifiers.github([]), { code: 'IDEMPOTENCY_INVALID_OPTION' });
+    assert.throws(() => verifiers.stripe('whsec_x', { toleranceSeconds: 0 }), {
+      code: 'IDEMPOTENCY_INVALID_OPTION',
+      option: 'toleranceSeconds',
+    });
+    await executor.close();
+  });
+
+  it('never puts a secret in an error message', () => {
+    const secret = 'whsec_not!base64';
+    assert.throws(
+      () => verifiers.standardWebhooks(secret),
+      (error: Error) => !error.message.includes('not!base64'),
+    );
   });
 });

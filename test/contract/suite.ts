@@ -460,7 +460,6 @@ export function behaviouralSuite(store: StoreUnderTest): void {
         ['fn', () => 1],
         ['circular', circular],
         ['symbol', Symbol('s')],
-        ['big', 'x'.repeat(2_000_000)],
       ] as const) {
         await assert.rejects(
           first.run(`order-19-${key}`, async () => value),
@@ -471,6 +470,25 @@ export function behaviouralSuite(store: StoreUnderTest): void {
         const retried = await first.run(`order-19-${key}`, async () => 'fine');
         assert.equal(retried, 'fine', `key ${key} is not poisoned`);
       }
+    });
+
+    it('keeps a key whose outcome was over maxRecordBytes marked as executed: the caller gets the value, a later duplicate gets IDEMPOTENCY_OUTCOME_NOT_STORED', async () => {
+      const big = 'x'.repeat(2_000_000);
+      let runs = 0;
+      const value = await executor().run('order-19-big', async () => {
+        runs++;
+        return big;
+      });
+      await assert.rejects(
+        executor().run('order-19-big', async () => {
+          runs++;
+          return 'ran twice';
+        }),
+        { code: 'IDEMPOTENCY_OUTCOME_NOT_STORED' },
+      );
+
+      assert.equal(value, big);
+      assert.equal(runs, 1);
     });
 
     it('reports executions, joins and replays through onEvent', async () => {

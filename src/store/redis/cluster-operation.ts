@@ -23,31 +23,37 @@ export class ClusterTimeoutError extends Error {
  * A command cannot be withdrawn and may still run later, which every operation of the store
  * tolerates: each script compares the lease token, and a late claim only takes a lease that
  * expires on its own.
+ *
+ * `closed` is the store's: once it aborts, the operation fails at once and leaves no timer.
  */
 export function clusterOperation<T>(
   cluster: Cluster,
   operation: () => Promise<T>,
   timeoutMs: number,
   what: string,
+  closed: AbortSignal,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  const followed = followRedirections(cluster, operation, deadline, 0);
+  const followed = followRedirections(cluster, operation, deadline, 0, closed);
   if (cluster.status === 'ready') return followed;
   return new Promise<T>((resolve, reject) => {
+    const fail = (error: unknown) => {
+      clearTimeout(timer);
+      closed.removeEventListener('abort', onClose);
+      reject(error);
+    };
+    const onClose = () => fail(closedError());
     const timer = setTimeout(
-      () => reject(new ClusterTimeoutError(`Redis Cluster ${what} took more than ${timeoutMs} ms`)),
+      () => fail(new ClusterTimeoutError(`Redis Cluster ${what} took more than ${timeoutMs} ms`)),
       timeoutMs,
     );
-    followed.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
+    if (closed.aborted) onClose();
+    else closed.addEventListener('abort', onClose, { once: true });
+    followed.then((value) => {
+      clearTimeout(timer);
+      closed.removeEventListener('abort', onClose);
+      resolve(value);
+    }, fail);
   });
 }
 
@@ -56,16 +62,38 @@ function followRedirections<T>(
   operation: () => Promise<T>,
   deadline: number,
   attempt: number,
+  closed: AbortSignal,
 ): Promise<T> {
   return operation().catch((error: unknown) => {
     const redirection = redirectionOf(error);
     const delayMs = attempt === 0 ? 0 : Math.min(10 * 2 ** attempt, 200);
-    if (redirection === undefined || Date.now() + delayMs >= deadline) throw error;
+    if (redirection === undefined || Date.now() + delayMs >= deadline || closed.aborted) {
+      throw error;
+    }
     if (redirection === 'MOVED') cluster.refreshSlotsCache();
-    return new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(() =>
-      followRedirections(cluster, operation, deadline, attempt + 1),
+    return delay(delayMs, closed).then(() =>
+      followRedirections(cluster, operation, deadline, attempt + 1, closed),
     );
   });
+}
+
+/** Resolves after `ms`, or rejects as soon as `closed` aborts (clearing the timer). */
+function delay(ms: number, closed: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onClose = () => {
+      clearTimeout(timer);
+      reject(closedError());
+    };
+    const timer = setTimeout(() => {
+      closed.removeEventListener('abort', onClose);
+      resolve();
+    }, ms);
+    closed.addEventListener('abort', onClose, { once: true });
+  });
+}
+
+function closedError(): Error {
+  return new Error('The store is closed');
 }
 
 function redirectionOf(error: unknown): 'MOVED' | 'ASK' | 'TRYAGAIN' | undefined {

@@ -1,4 +1,5 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { closeConnection } from './close-connection.js';
 import { connectToNode } from './cluster-nodes.js';
 import { keySlot } from './key-slot.js';
 
@@ -100,13 +101,15 @@ export class ClusterSubscriber {
       this.connections.get(state.node)?.sunsubscribe(channel).catch(noop);
   }
 
-  close(): void {
+  /** Closes every subscriber connection; resolves once they have ended (see closeConnection). */
+  async close(boundMs: number): Promise<void> {
     this.closed = true;
     clearTimeout(this.repairTimer);
     this.cluster.off('refresh', this.onRefresh);
-    for (const connection of this.connections.values()) connection.disconnect();
+    const connections = [...this.connections.values()];
     this.connections.clear();
     this.channels.clear();
+    await Promise.all(connections.map((connection) => closeConnection(connection, boundMs)));
   }
 
   /** SSUBSCRIBEs `channel` on `node`; true when this is still the channel's latest placement. */
@@ -222,6 +225,8 @@ export class ClusterSubscriber {
   }
 
   private connectionTo(node: string): Redis {
+    // A subscription that was on its way (its slot map being refreshed) when the store closed.
+    if (this.closed) throw new Error('The store is closed');
     let connection = this.connections.get(node);
     if (connection !== undefined) return connection;
     const created = connectToNode(this.cluster, node, {
@@ -260,7 +265,7 @@ export class ClusterSubscriber {
       }
       if (used) continue;
       this.connections.delete(node);
-      connection.disconnect();
+      void closeConnection(connection, MAX_REPAIR_DELAY_MS);
     }
   }
 }

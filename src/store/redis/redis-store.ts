@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Lock } from 'redlock';
 import { newLeaseToken } from '../lease-token.js';
@@ -11,6 +12,7 @@ import {
   type Subscription,
 } from '../store.js';
 import type { RedisClient } from './client.js';
+import { CLOSABLE_CONNECTION_OPTIONS, closeCluster, closeConnection } from './close-connection.js';
 import { connectToNode } from './cluster-nodes.js';
 import { clusterOperation } from './cluster-operation.js';
 import { ClusterSubscriber } from './cluster-subscriber.js';
@@ -87,6 +89,9 @@ export class RedisStore implements Store {
   private readonly channelPrefix: string;
   /** Times a command connection closed; see countConnectionDrops. */
   private connectionDrops = 0;
+  /** Aborted by close(): operations still out fail at once instead of waiting on timers. */
+  private readonly lifetime = new AbortController();
+  private closing: Promise<void> | undefined;
 
   constructor(options: RedisStoreOptions) {
     const { redis, commandTimeoutMs } = options;
@@ -94,12 +99,15 @@ export class RedisStore implements Store {
     this.channelPrefix = redis.options.keyPrefix ?? '';
     this.operationTimeoutMs = commandTimeoutMs;
     this.publishCommand = this.cluster ? 'SPUBLISH' : 'PUBLISH';
+    // Every cluster operation waiting on a timer listens to it, however many are out.
+    setMaxListeners(0, this.lifetime.signal);
     const connectionOptions: RedisOptions = {
       commandTimeout: commandTimeoutMs,
       connectTimeout: commandTimeoutMs,
       maxRetriesPerRequest: 1,
       enableOfflineQueue: true,
       autoResubscribe: true,
+      ...CLOSABLE_CONNECTION_OPTIONS,
     };
     if (this.cluster) {
       const cluster = redis as Cluster;
@@ -192,6 +200,7 @@ export class RedisStore implements Store {
   }
 
   async subscribe(key: string, listener: KeyListener): Promise<Subscription> {
+    if (this.closing !== undefined) throw new Error('The store is closed');
     const channel = this.channelPrefix + channelOf(key);
     let entry = this.channels.get(channel);
     if (entry === undefined) {
@@ -222,6 +231,7 @@ export class RedisStore implements Store {
         if (!active) return;
         active = false;
         owner.listeners.delete(listener);
+        // Once closed, channels is empty: no UNSUBSCRIBE is sent on a closed connection.
         if (owner.listeners.size > 0 || this.channels.get(channel) !== owner) return;
         this.channels.delete(channel);
         // Commands on one connection run in order, so a SUBSCRIBE sent after this one wins.
@@ -241,12 +251,29 @@ export class RedisStore implements Store {
     return this.bounded('WAIT', () => this.replicaWaiter.wait(key, replicas, timeoutMs));
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes every connection the store opened, whatever state it is in (ready, reconnecting to a
+   * Redis that is down, waiting on a hung one, following a failover), and resolves once no
+   * socket or timer of the store is left. Commands still out are rejected. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeConnections();
+    return this.closing;
+  }
+
+  private async closeConnections(): Promise<void> {
+    this.lifetime.abort();
     this.channels.clear();
-    this.commands.disconnect();
-    this.subscriber?.disconnect();
-    this.shards?.close();
-    this.replicaWaiter.close();
+    // Bounds each wait for a connection to end; each normally ends within a few ticks.
+    const boundMs = this.operationTimeoutMs;
+    await Promise.all([
+      this.cluster
+        ? closeCluster(this.commands as Cluster, boundMs)
+        : closeConnection(this.commands as Redis, boundMs),
+      this.subscriber === undefined ? undefined : closeConnection(this.subscriber, boundMs),
+      this.shards?.close(boundMs),
+      this.replicaWaiter.close(boundMs),
+    ]);
   }
 
   /** @internal */
@@ -317,7 +344,13 @@ export class RedisStore implements Store {
    */
   private bounded<T>(what: string, operation: () => Promise<T>): Promise<T> {
     if (!this.cluster) return operation();
-    return clusterOperation(this.commands as Cluster, operation, this.operationTimeoutMs, what);
+    return clusterOperation(
+      this.commands as Cluster,
+      operation,
+      this.operationTimeoutMs,
+      what,
+      this.lifetime.signal,
+    );
   }
 
   private dispatch(channel: string, message: Buffer): void {

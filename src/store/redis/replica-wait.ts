@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { closeConnection } from './close-connection.js';
 
 /** Most WAIT connections kept open to one master; further concurrent waits queue for one. */
 const MAX_CONNECTIONS_PER_MASTER = 8;
@@ -64,10 +65,12 @@ export class ReplicaWaiter {
     }
   }
 
-  close(): void {
+  /** Closes every WAIT connection; resolves once they have ended (see closeConnection). */
+  async close(boundMs: number): Promise<void> {
     this.closed = true;
-    for (const pool of this.pools.values()) pool.close();
+    const pools = [...this.pools.values()];
     this.pools.clear();
+    await Promise.all(pools.map((pool) => pool.close(boundMs)));
   }
 }
 
@@ -98,10 +101,11 @@ class ConnectionPool {
     else this.idle.push(connection);
   }
 
-  close(): void {
+  async close(boundMs: number): Promise<void> {
     for (const waiting of this.queue.splice(0)) waiting.reject(new Error('The store is closed'));
-    for (const connection of this.all) connection.disconnect();
+    const connections = [...this.all];
     this.all.clear();
     this.idle.length = 0;
+    await Promise.all(connections.map((connection) => closeConnection(connection, boundMs)));
   }
 }

@@ -26,5 +26,5 @@ export type { MemoryStoreOptions } from './store/memory/memory-store.js';
 export { MemoryStore } from './store/memory/memory-store.js';
 export type { RedisClient } from './store/redis/client.js';
 export type { EntryState, KeyListener, Lease, Store, Subscription } from './store/store.js';
-export { StoreDataError } from './store/store.js';
+export { isStoreDataError, StoreDataError } from './store/store.js';
 export { VERSION } from './version.js';

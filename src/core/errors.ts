@@ -3,6 +3,8 @@
  * Errors thrown by the user's own function are never wrapped in these: see {@link ReplayedError}.
  */
 
+import { hasBrand, setBrand } from '../brand.js';
+
 /** The stable error codes. Match on `err.code`, never on messages. */
 export const ErrorCode = {
   IN_PROGRESS: 'IDEMPOTENCY_IN_PROGRESS',
@@ -21,7 +23,13 @@ export const ErrorCode = {
 /** Union of every {@link ErrorCode} value. */
 export type IdempotencyErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** Base class of every error the library itself throws. */
+/** The brand of every {@link IdempotencyError}, the same in every copy of the package. */
+const IDEMPOTENCY_ERROR_BRAND = Symbol.for('idempotent-executor.IdempotencyError');
+
+/**
+ * Base class of every error the library itself throws. Check with {@link isIdempotencyError} (or
+ * by `code`) rather than `instanceof`, which fails across two loaded copies of the package.
+ */
 export abstract class IdempotencyError extends Error {
   /** Stable, machine-readable code; see `docs/errors.md`. */
   abstract readonly code: IdempotencyErrorCode;
@@ -33,6 +41,10 @@ export abstract class IdempotencyError extends Error {
     this.key = key;
   }
 }
+
+// On the prototype, not enumerable: a replayed copy of an error of ours (fn's own error, rebuilt
+// from its own properties) does not pass for one.
+setBrand(IdempotencyError, IDEMPOTENCY_ERROR_BRAND);
 
 /** `wait: false` was asked and another execution of the key is running. */
 export class InProgressError extends IdempotencyError {
@@ -170,9 +182,12 @@ export class ReplayedError extends Error {
   [property: string]: unknown;
 }
 
-/** True when `err` is an error thrown by this library (any code). */
+/**
+ * True when `err` is an error thrown by this library (any code), by whichever copy of the package
+ * made it: it checks the brand every copy puts on its errors, not the class.
+ */
 export function isIdempotencyError(err: unknown): err is IdempotencyError {
-  return err instanceof IdempotencyError;
+  return hasBrand(err, IDEMPOTENCY_ERROR_BRAND);
 }
 
 function describe(value: unknown): string {

@@ -1,9 +1,12 @@
+import { hasBrand, setBrand } from '../brand.js';
+
 /**
  * The storage contract the executor is built on. A store holds one entry per record key: absent,
  * a lease (while fn runs) or the encoded record (after). It knows nothing of records' contents.
  *
- * Every method may reject with {@link StoreDataError} when the entry is not ours to read
- * (for Redis: the key holds another type); any other rejection means the store is unreachable.
+ * Every method may reject with {@link StoreDataError} (tell it by {@link isStoreDataError}) when
+ * the entry is not ours to read (for Redis: the key holds another type); any other rejection
+ * means the store is unreachable.
  */
 export interface Store {
   /** Takes a lease on `key` for `leaseMs` if the key is absent; null when anything is there. */
@@ -64,6 +67,18 @@ export interface Subscription {
 /** The entry under a key is not something the store can read (e.g. a Redis hash). */
 export class StoreDataError extends Error {
   override readonly name = 'StoreDataError';
+}
+
+/** The brand of every {@link StoreDataError}, the same in every copy of the package. */
+const STORE_DATA_ERROR_BRAND = Symbol.for('idempotent-executor.StoreDataError');
+setBrand(StoreDataError, STORE_DATA_ERROR_BRAND);
+
+/**
+ * True when `err` is a {@link StoreDataError}, whichever copy of the package made it (a store
+ * built with the CJS build and an executor with the ESM one, say): `instanceof` is not.
+ */
+export function isStoreDataError(err: unknown): err is StoreDataError {
+  return hasBrand(err, STORE_DATA_ERROR_BRAND);
 }
 
 /** True when `token` has the shape of a lease token (so the entry is a running execution). */

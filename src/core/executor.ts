@@ -1,9 +1,9 @@
 import { RedisStore } from '../store/redis/redis-store.js';
 import {
+  isStoreDataError,
   type KeyListener,
   type Lease,
   type Store,
-  StoreDataError,
   type Subscription,
 } from '../store/store.js';
 import {
@@ -767,8 +767,10 @@ function isErrorClass(value: unknown): boolean {
 
 /** What a store failure means to the caller: unreadable data, or an unreachable store. */
 function storeError(key: string, error: unknown): unknown {
-  if (error instanceof IdempotencyError) return error;
-  if (error instanceof StoreDataError) {
+  // Brands, not instanceof: a store built by the other copy of the package (ESM or CommonJS)
+  // throws the other copy's classes.
+  if (isIdempotencyError(error)) return error;
+  if (isStoreDataError(error)) {
     return new CorruptRecordError(`Key "${key}" holds data this library did not write`, key, {
       cause: error,
     });

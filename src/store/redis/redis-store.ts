@@ -306,7 +306,12 @@ export class RedisStore implements Store {
   /** @internal */
   nextFencingToken(key: string, token: string, fenceTtlMs: number): Promise<number | null> {
     return this.bounded('fence', () => this.fenceScript([key, `${key}:fence`], [token, fenceTtlMs]))
-      .then((reply) => (reply < 0 ? null : reply))
+      .then((reply) => {
+        if (reply === FENCE_NOT_A_NUMBER) {
+          throw new StoreDataError(`The fence counter of ${key} does not hold a number`);
+        }
+        return reply < 0 ? null : reply;
+      })
       .catch(translate);
   }
 
@@ -424,6 +429,9 @@ class RedisLease implements Lease {
     return this.store.nextFencingToken(this.key, this.token, fenceTtlMs);
   }
 }
+
+/** The fence script's reply when the counter holds something else than a number. */
+const FENCE_NOT_A_NUMBER = -2;
 
 function translate(err: unknown): never {
   if (err instanceof Error && err.message.startsWith('WRONGTYPE')) {

@@ -1,3 +1,4 @@
+import type { RedisConnection } from '../store/redis/connection.js';
 import { RedisStore } from '../store/redis/redis-store.js';
 import {
   isStoreDataError,
@@ -194,7 +195,11 @@ export class IdempotentExecutor {
       if (redis === null || typeof redis !== 'object' || typeof redis.duplicate !== 'function') {
         throw new InvalidOptionError('redis', 'an ioredis Redis or Cluster client', redis);
       }
-      this.store = new RedisStore({ redis, commandTimeoutMs: storeTimeoutMs });
+      // Checked above to be a client with duplicate(); typed structurally in the public API.
+      this.store = new RedisStore({
+        redis: redis as RedisConnection,
+        commandTimeoutMs: storeTimeoutMs,
+      });
       this.ownsStore = true;
     }
     this.replicas =

@@ -2,7 +2,15 @@
 // type-check in a strict user project without skipLibCheck (no redlock types leak out).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -49,5 +57,84 @@ describe('dist', () => {
       }
     })();
     assert.equal(output.trim(), '');
+  });
+
+  it('loads and type-checks in a project without ioredis (an optional peer: MemoryStore or PostgreSQL users)', () => {
+    // Prepare: a project outside the repository (whose node_modules holds ioredis) with a copy
+    // of the package and only its runtime dependencies.
+    const project = mkdtempSync('/var/tmp/no-ioredis-');
+    try {
+      const modules = `${project}/node_modules`;
+      const own = `${modules}/idempotent-executor`;
+      mkdirSync(own, { recursive: true });
+      cpSync(`${root}dist`, `${own}/dist`, { recursive: true });
+      cpSync(`${root}package.json`, `${own}/package.json`);
+      for (const dependency of [
+        '@msgpack/msgpack',
+        'redlock',
+        'node-abort-controller',
+        '@types/node',
+      ]) {
+        mkdirSync(`${modules}/${dependency}`, { recursive: true });
+        rmSync(`${modules}/${dependency}`, { recursive: true });
+        symlinkSync(`${root}node_modules/${dependency}`, `${modules}/${dependency}`);
+      }
+      writeFileSync(`${project}/package.json`, JSON.stringify({ type: 'module' }));
+      writeFileSync(
+        `${project}/main.ts`,
+        [
+          "import { IdempotentExecutor, MemoryStore } from 'idempotent-executor';",
+          'const executor = new IdempotentExecutor({ store: new MemoryStore() });',
+          "export const value: Promise<number> = executor.run('k', async () => 1);",
+        ].join('\n'),
+      );
+      writeFileSync(
+        `${project}/tsconfig.json`,
+        JSON.stringify({
+          compilerOptions: {
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            target: 'ES2022',
+            strict: true,
+            skipLibCheck: false,
+            noEmit: true,
+            types: ['node'],
+          },
+          files: ['main.ts'],
+        }),
+      );
+      const script = (load: string) =>
+        `${load}.then(async (m) => { const e = new m.IdempotentExecutor({ store: new m.MemoryStore() }); process.stdout.write(String(await e.run('k', async () => 42))); })`;
+
+      // Act
+      const imported = execFileSync(
+        process.execPath,
+        ['--input-type=module', '-e', script("import('idempotent-executor')")],
+        { cwd: project, encoding: 'utf8' },
+      );
+      const required = execFileSync(
+        process.execPath,
+        ['-e', script("Promise.resolve(require('idempotent-executor'))")],
+        { cwd: project, encoding: 'utf8' },
+      );
+      const typeErrors = (() => {
+        try {
+          return execFileSync(
+            process.execPath,
+            [requireFromRoot.resolve('typescript/bin/tsc'), '-p', project],
+            { encoding: 'utf8' },
+          );
+        } catch (error) {
+          return String((error as { stdout?: string }).stdout ?? error);
+        }
+      })();
+
+      // Assess
+      assert.equal(imported, '42');
+      assert.equal(required, '42');
+      assert.equal(typeErrors.trim(), '');
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
   });
 });

@@ -11,7 +11,7 @@ import {
   StoreDataError,
   type Subscription,
 } from '../store.js';
-import type { RedisClient } from './client.js';
+import type { RedisConnection as RedisClient } from './connection.js';
 import { CLOSABLE_CONNECTION_OPTIONS, closeCluster, closeConnection } from './close-connection.js';
 import { connectToNode } from './cluster-nodes.js';
 import { clusterOperation } from './cluster-operation.js';

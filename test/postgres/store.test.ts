@@ -219,8 +219,14 @@ describe('PostgresStore', () => {
 
   it('refuses table and schema names that are not plain SQL identifiers', () => {
     for (const name of ['records"; DROP TABLE x; --', 'a.b', '', '1abc', 'x'.repeat(49)]) {
-      assert.throws(() => new PostgresStore({ pool, table: name }), TypeError);
-      assert.throws(() => new PostgresStore({ pool, schema: name }), TypeError);
+      assert.throws(() => new PostgresStore({ pool, table: name }), {
+        code: 'IDEMPOTENCY_INVALID_OPTION',
+        option: 'table',
+      });
+      assert.throws(() => new PostgresStore({ pool, schema: name }), {
+        code: 'IDEMPOTENCY_INVALID_OPTION',
+        option: 'schema',
+      });
     }
     assert.match(
       schemaSql({ table: 'records', schema: 'app' }),
@@ -285,6 +291,34 @@ describe('PostgresStore', () => {
       assert.deepEqual(await executor.inspect('order-10'), { state: 'absent' });
     });
 
+    it("stores nothing when the connection of fn's transaction is lost while fn holds it, and does not crash the process", async () => {
+      const executor = executorOn(store, { leaseMs: 500 });
+      const pay = transactional(store, async (ctx, client) => {
+        await client.query(`INSERT INTO "${schemaOf(store)}".payments VALUES ($1, 1)`, [ctx.key]);
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await pool.query('SELECT pg_terminate_backend($1)', [rows[0]?.pid]);
+        // The connection's end reaches the client while fn holds it idle: an 'error' event that
+        // nobody listened to would end the process (and fail this test).
+        await sleep(100);
+        return 'paid';
+      });
+
+      await assert.rejects(executor.run('order-12', pay), { code: 'IDEMPOTENCY_LEASE_LOST' });
+      assert.deepEqual(await payments(), []);
+      assert.notEqual((await executor.inspect('order-12')).state, 'completed');
+
+      await sleep(600);
+      const retried = await executorOn(store).run(
+        'order-12',
+        transactional(store, async (ctx, client) => {
+          await client.query(`INSERT INTO "${schemaOf(store)}".payments VALUES ($1, 1)`, [ctx.key]);
+          return 'paid';
+        }),
+      );
+      assert.equal(retried, 'paid');
+      assert.deepEqual(await payments(), [{ order_id: 'order-12', amount: 1 }]);
+    });
+
     it('refuses to run on an executor whose store is another one', async () => {
       const executor = new IdempotentExecutor({ store: new MemoryStore(), namespace: 'unit' });
       closing.push(() => executor.close());
@@ -294,7 +328,7 @@ describe('PostgresStore', () => {
           'order-11',
           transactional(store, async () => 1),
         ),
-        /must be the fn passed to run\(\) of an executor on that same store/,
+        { code: 'IDEMPOTENCY_INVALID_OPTION', option: 'store' },
       );
     });
   });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { InvalidOptionError } from '../../core/errors.js';
 
 /**
  * Every name the PostgreSQL store builds — the table, its index, the advisory lock of its DDL,
@@ -15,8 +16,10 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
  */
 export function quoteIdentifier(option: string, name: unknown): string {
   if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
-    throw new TypeError(
-      `Expected \`${option}\` to be an SQL identifier (a letter or _, then letters, digits or _; at most 48 characters), got ${JSON.stringify(name)}`,
+    throw new InvalidOptionError(
+      option,
+      'an SQL identifier (a letter or _, then letters, digits or _; at most 48 characters)',
+      name,
     );
   }
   return `"${name}"`;

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Client, Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import { InvalidOptionError } from '../../core/errors.js';
 import { newLeaseToken } from '../lease-token.js';
 import {
   type EntryState,
@@ -104,7 +105,7 @@ export class PostgresStore implements Store {
 
   constructor(options: PostgresStoreOptions) {
     if (options === null || typeof options !== 'object') {
-      throw new TypeError(`Expected PostgresStore options to be an object, got ${options}`);
+      throw new InvalidOptionError('options', 'an object with a `pool`', options);
     }
     const { pool } = options;
     if (
@@ -113,7 +114,7 @@ export class PostgresStore implements Store {
       typeof pool.query !== 'function' ||
       typeof pool.connect !== 'function'
     ) {
-      throw new TypeError(`Expected \`pool\` to be a pg.Pool, got ${String(pool)}`);
+      throw new InvalidOptionError('pool', 'a pg.Pool', pool);
     }
     this.pool = pool;
     this.names = tableNames(options.table ?? postgresStoreDefaults.table, options.schema);
@@ -138,7 +139,11 @@ export class PostgresStore implements Store {
     );
     const createClient = options.listenerClient ?? defaultListenerClient(pool);
     if (typeof createClient !== 'function') {
-      throw new TypeError('Expected `listenerClient` to be a function returning a pg.Client');
+      throw new InvalidOptionError(
+        'listenerClient',
+        'a function returning a pg.Client',
+        createClient,
+      );
     }
     this.listener = new NotificationListener(createClient, this.timeoutMs);
     if (cleanupIntervalMs > 0) {
@@ -261,11 +266,14 @@ export class PostgresStore implements Store {
   /** @internal A client of the pool for a transaction, its checkout bounded. */
   connectClient(): Promise<PoolClient> {
     const checkout = this.pool.connect();
-    return withTimeout(checkout, this.timeoutMs, 'a connection').catch((error: unknown) => {
-      // The checkout may still succeed later: give that client back instead of leaking it.
-      checkout.then((client) => client.release(), noop);
-      throw error;
-    });
+    return withTimeout(checkout, this.timeoutMs, 'a connection').then(
+      listenedWhileHeld,
+      (error: unknown) => {
+        // The checkout may still succeed later: give that client back instead of leaking it.
+        checkout.then((client) => client.release(), noop);
+        throw error;
+      },
+    );
   }
 }
 
@@ -421,9 +429,12 @@ export class PostgresLease implements Lease {
       } as QueryConfig;
       const { rowCount } = await client.query(config);
       stored = rowCount === 1;
-    } catch (error) {
+    } catch {
+      // No COMMIT was sent: fn's writes are gone with the transaction. Not stored, then; a
+      // retried complete() must not store the record alone (a plain completion would keep an
+      // outcome whose writes never committed, and hand the caller fn's value as if they had).
       await rollBack(client);
-      throw error;
+      return false;
     }
     if (!stored) {
       await rollBack(client);
@@ -456,6 +467,23 @@ export class PostgresLease implements Lease {
     const { rowCount } = await this.store.query(this.store.sql.completedBy, [this.id, this.token]);
     return rowCount === 1;
   }
+}
+
+/**
+ * pg-pool takes its own 'error' listener off a client it hands out. A connection lost while the
+ * store holds the client idle (fn's transaction, while fn awaits something else) would then emit
+ * 'error' with no listener, which ends the process. With this one, the loss shows as the next
+ * query's error instead. It comes off when the client is released.
+ */
+function listenedWhileHeld(client: PoolClient): PoolClient {
+  const onError = () => {};
+  const release = client.release.bind(client);
+  client.on('error', onError);
+  client.release = (error?: Error | boolean) => {
+    client.removeListener('error', onError);
+    return release(error);
+  };
+  return client;
 }
 
 /** Rolls back and returns the client; a client that cannot even roll back is destroyed. */
@@ -506,9 +534,7 @@ function defaultListenerClient(pool: PostgresPool): ListenerClientFactory {
 function integerOption(name: string, value: unknown, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new TypeError(
-      `Expected \`${name}\` to be an integer of at least ${min}, got ${String(value)}`,
-    );
+    throw new InvalidOptionError(name, `an integer of at least ${min}`, value);
   }
   return value;
 }

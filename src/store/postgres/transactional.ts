@@ -1,4 +1,5 @@
 import type { PoolClient } from 'pg';
+import { InvalidOptionError } from '../../core/errors.js';
 import type { RunContext } from '../../core/executor.js';
 import { leaseScope, type PostgresLease, PostgresStore } from './postgres-store.js';
 
@@ -27,16 +28,18 @@ export function transactional<T>(
   fn: (ctx: RunContext, client: PoolClient) => T | PromiseLike<T>,
 ): (ctx: RunContext) => Promise<T> {
   if (!(store instanceof PostgresStore)) {
-    throw new TypeError('Expected `store` to be the PostgresStore the executor runs on');
+    throw new InvalidOptionError('store', 'the PostgresStore the executor runs on', store);
   }
-  if (typeof fn !== 'function') throw new TypeError('Expected `fn` to be a function');
+  if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'a function', fn);
   return async (ctx) => {
     const scope: { lease?: PostgresLease } = {};
     await leaseScope.run(scope, () => ctx.fencingToken());
     const { lease } = scope;
     if (lease === undefined || lease.store !== store) {
-      throw new TypeError(
-        'transactional(store, fn) must be the fn passed to run() of an executor on that same store',
+      throw new InvalidOptionError(
+        'store',
+        'the store of the executor whose run() was given transactional(store, fn)',
+        store,
       );
     }
     return lease.runInTransaction(async (client) => fn(ctx, client));

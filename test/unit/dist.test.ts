@@ -23,6 +23,7 @@ const SUBPATHS = [
   'idempotent-executor/payments',
   'idempotent-executor/webhooks',
   'idempotent-executor/http',
+  'idempotent-executor/nestjs',
 ];
 
 describe('dist', () => {

@@ -10,6 +10,7 @@ const manifest = JSON.parse(
   exports: Record<string, unknown>;
   dependencies: Record<string, string>;
   peerDependencies: Record<string, string>;
+  peerDependenciesMeta: Record<string, { optional?: boolean }>;
 };
 
 describe('package', () => {
@@ -22,8 +23,15 @@ describe('package', () => {
     assert.equal(manifest.peerDependencies.ioredis, '^5.10.1 || ^6.0.0');
   });
 
+  it('takes the Nest packages as optional peers, needed only by idempotent-executor/nestjs', () => {
+    for (const peer of ['@nestjs/common', '@nestjs/core', 'reflect-metadata', 'rxjs']) {
+      assert.ok(manifest.peerDependencies[peer], peer);
+      assert.equal(manifest.peerDependenciesMeta[peer]?.optional, true, peer);
+    }
+  });
+
   it('exports the core and every adapter as a subpath with types first', () => {
-    for (const subpath of ['.', './payments', './http', './webhooks', './jobs']) {
+    for (const subpath of ['.', './payments', './http', './webhooks', './jobs', './nestjs']) {
       const entry = manifest.exports[subpath] as Record<string, Record<string, string>>;
       for (const condition of ['import', 'require']) {
         assert.deepEqual(

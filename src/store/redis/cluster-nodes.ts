@@ -6,29 +6,26 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
  */
 export function connectToNode(cluster: Cluster, node: string, overrides: RedisOptions): Redis {
   const colon = node.lastIndexOf(':');
-  const options: RedisOptions = {
+  const template = cluster.nodes('all')[0];
+  if (template === undefined) throw new Error('The cluster has no node connection yet');
+  // duplicate() of one of the cluster's own node connections makes a Redis without importing
+  // ioredis here: a value import would make ioredis a hard dependency of the whole package,
+  // which loads this store even for users of MemoryStore or PostgreSQL. The cluster makes its
+  // node connections lazy, read-only where it reads from replicas, and never reconnecting (it
+  // reconnects them itself): this one is an ordinary connection, so those are set back to
+  // ioredis's defaults.
+  const connection = template.duplicate({
     ...cluster.options.redisOptions,
     host: node.slice(0, colon),
     port: Number(node.slice(colon + 1)),
+    lazyConnect: false,
+    readOnly: false,
+    enableOfflineQueue: true,
+    retryStrategy: undefined,
     ...overrides,
-  };
-  const connection = new (redisClassOf(cluster))(
-    options as RedisOptions & { replyMapping?: 'legacy' },
-  );
+  } as RedisOptions & { replyMapping?: 'legacy' });
   connection.on('error', noop);
   return connection;
-}
-
-/**
- * ioredis's `Redis` class, taken from a node connection of `cluster` rather than imported: a
- * value import of ioredis would make it a hard dependency of the whole package, which loads the
- * Redis store even for users of `MemoryStore` or PostgreSQL. A cluster that names a node in
- * its slot map has connections to its nodes.
- */
-function redisClassOf(cluster: Cluster): typeof Redis {
-  const node = cluster.nodes('all')[0];
-  if (node === undefined) throw new Error('The cluster has no node connection yet');
-  return node.constructor as typeof Redis;
 }
 
 function noop(): void {}

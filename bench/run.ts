@@ -25,6 +25,7 @@ import { inProcess } from './scenarios/in-process.js';
 import { processMemory } from './scenarios/process-memory.js';
 import { redisMemory } from './scenarios/redis-memory.js';
 import { replays } from './scenarios/replay.js';
+import { serverCpu } from './scenarios/server-cpu.js';
 import { waiters } from './scenarios/waiters.js';
 import { subjects } from './subjects/all.js';
 
@@ -36,6 +37,7 @@ const SCENARIOS: Record<string, (context: BenchContext, results: Results) => Pro
   'redis-memory': redisMemory,
   'process-memory': processMemory,
   'in-process': inProcess,
+  'server-cpu': serverCpu,
   cluster: clusterThroughput,
 };
 

@@ -26,8 +26,8 @@ export class Progress {
     }
   }
 
-  /** Starts a step of `total` units; returns the function that counts one unit done. */
-  step(name: string, total: number): () => void {
+  /** Starts a step of `total` units; returns the function that counts `done` units (1) done. */
+  step(name: string, total: number): (done?: number) => void {
     this.steps++;
     const elapsed = Math.round((Date.now() - this.startedAt) / 1000);
     const step = `[step ${this.steps}, ${Math.floor(elapsed / 60)}m${String(elapsed % 60).padStart(2, '0')}s]`;
@@ -38,7 +38,7 @@ export class Progress {
     if (this.bar !== undefined) this.bars.remove(this.bar);
     const bar = this.bars.create(total, 0, { step, name });
     this.bar = bar;
-    return () => bar.increment();
+    return (done = 1) => bar.increment(done);
   }
 
   /** Prints `line` above the bar. */

@@ -1,6 +1,14 @@
 /** Every figure one `npm run bench` produced; the report is drawn from it alone. */
 export interface Results {
-  machine: { cpus: number; cpuModel: string; node: string; redis: string; ioredis: string };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    node: string;
+    redis: string;
+    ioredis: string;
+    /** The Valkey the server-CPU scenario built and ran, when it ran. */
+    valkey?: string;
+  };
   date: string;
   quick: boolean;
   fresh: ThroughputRow[];
@@ -14,6 +22,19 @@ export interface Results {
   processMemory: ProcessMemoryRow[];
   inProcess: ThroughputRow[];
   cluster: ThroughputRow[];
+  /** Redis (and Valkey) CPU per run beside the raw loops (absent in results of older runs). */
+  serverCpu: ServerCpuRow[];
+}
+
+export interface ServerCpuRow {
+  /** `redis` (the bench's server) or `valkey <version>`. */
+  server: string;
+  subject: string;
+  kind: 'fresh' | 'replay';
+  concurrency: number;
+  opsPerSec: number;
+  /** Server CPU (user + system) per run, µs, from INFO cpu deltas. */
+  cpuMicrosPerRun: number;
 }
 
 export interface ThroughputRow {
@@ -89,5 +110,6 @@ export function emptyResults(machine: Results['machine'], quick: boolean): Resul
     processMemory: [],
     inProcess: [],
     cluster: [],
+    serverCpu: [],
   };
 }

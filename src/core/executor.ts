@@ -1,12 +1,8 @@
+import { recordKeyOf } from '../store/redis/key-layout.js';
 import type { RedisConnection } from '../store/redis/connection.js';
 import { RedisStore } from '../store/redis/redis-store.js';
-import {
-  isStoreDataError,
-  type KeyListener,
-  type Lease,
-  type Store,
-  type Subscription,
-} from '../store/store.js';
+import { isStoreDataError, type Lease, type Store, type Subscription } from '../store/store.js';
+import { type CallSettings, EMPTY_OPTIONS, resolveSettings } from './call-settings.js';
 import {
   AbortedError,
   CorruptRecordError,
@@ -24,41 +20,22 @@ import {
   StoreUnavailableError,
   WaitTimeoutError,
 } from './errors.js';
-import { type Caller, Flight, type Settled } from './flight.js';
-import { isWellFormed, recordKeyOf, validateKey } from './keys.js';
+import { ExecutionContext, type RunContext } from './execution-context.js';
+import { type Caller, Flight } from './flight.js';
+import { isWellFormed, validateKey } from './keys.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import {
   defaultOptions,
   type ExecutorEvent,
   type ExecutorOptions,
-  MIN_LEASE_MS,
-  optionalFunction,
   positiveInteger,
   type RunOptions,
 } from './options.js';
-import {
-  type Outcome,
-  RecordCodec,
-  RecordTooLargeError,
-  renewedLeaseMs,
-  type StoredRecord,
-} from './record-codec.js';
+import type { Outcome, Settled } from './outcome.js';
+import { RecordCodec, RecordTooLargeError, type StoredRecord } from './record-codec.js';
+import { EXPIRY_MARGIN_MS, WaiterInbox } from './waiter-inbox.js';
 
-/** What fn receives. */
-export interface RunContext {
-  /** The idempotency key of this execution. */
-  readonly key: string;
-  /**
-   * Aborted when the lease is lost (a renewal failed or another caller took the key over):
-   * this execution's outcome will not be stored, so stop side effects that are not yet done.
-   */
-  readonly signal: AbortSignal;
-  /**
-   * A number larger than that of every earlier execution of this key that asked for one; hand it
-   * to downstream writes so they can refuse a stale owner. Costs one round trip on first call,
-   * nothing when never called. Rejects with `IDEMPOTENCY_LEASE_LOST` once the lease is lost.
-   */
-  fencingToken(): Promise<number>;
-}
+export type { RunContext } from './execution-context.js';
 
 /** What {@link IdempotentExecutor.inspect} reports about a key. */
 export type Inspection =
@@ -88,14 +65,6 @@ const LIBRARY_ERRORS = [
   WaitTimeoutError,
 ];
 
-/** Per-call settings after defaults and validation. */
-interface CallSettings {
-  readonly ttlMs: number;
-  readonly leaseMs: number;
-  readonly waitTimeoutMs: number;
-  readonly shouldCacheError: (error: unknown) => boolean;
-}
-
 /**
  * The library's own errors that describe a passing state (the store, a lease, a wait), not the
  * work: when fn throws one, it is never stored, whatever `shouldCacheError` says.
@@ -107,11 +76,6 @@ const TRANSIENT_CODES: ReadonlySet<IdempotencyErrorCode> = new Set([
   ErrorCode.IN_PROGRESS,
   ErrorCode.ABORTED,
 ]);
-
-/** A lease's expiry is pushed out again when this fraction of it is left. */
-const RENEW_EVERY_FRACTION = 1 / 3;
-/** A waiter retries its claim this long after the running lease's expiry, ms (Redis's precision). */
-const EXPIRY_MARGIN_MS = 2;
 
 /**
  * Runs a function at most once per key across every process sharing a store, and hands every
@@ -134,6 +98,7 @@ export class IdempotentExecutor {
   private readonly replicasTimeoutMs: number;
   private readonly flights = new Map<string, Flight>();
   private readonly executing = new Set<Promise<unknown>>();
+  private readonly keeper: LeaseKeeper;
   private closed = false;
 
   constructor(options: ExecutorOptions) {
@@ -182,6 +147,7 @@ export class IdempotentExecutor {
       throw new InvalidOptionError('errorClasses', 'an array of Error subclasses', errorClasses);
     }
     this.codec = new RecordCodec([...LIBRARY_ERRORS, ...errorClasses], maxRecordBytes);
+    this.keeper = new LeaseKeeper(this.codec);
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
       throw new InvalidOptionError('onEvent', 'a function', options.onEvent);
     }
@@ -258,12 +224,9 @@ export class IdempotentExecutor {
     let flight = this.flights.get(recordKey);
     const leader = flight === undefined;
     if (flight === undefined) {
-      const started = new Flight(key, fingerprint, (ended) => {
-        if (this.flights.get(recordKey) === ended) this.flights.delete(recordKey);
-      });
-      this.flights.set(recordKey, started);
-      flight = started;
-    } else {
+      flight = new Flight(key, recordKey, fingerprint, this.endFlight);
+      this.flights.set(recordKey, flight);
+    } else if (this.onEvent !== undefined) {
       this.emit({ type: 'joined', key });
     }
     const caller: Caller = {
@@ -274,15 +237,14 @@ export class IdempotentExecutor {
       leader,
     };
     const result = flight.follow<T>(caller);
-    if (leader) {
-      const started = flight;
-      this.drive(started, recordKey, fn, settings).then(
-        (settled) => started.settle(settled),
-        (error: unknown) => started.settle({ kind: 'failure', error }),
-      );
-    }
+    if (leader) void this.drive(flight, fn, settings);
     return result;
   }
+
+  /** A flight ended: a later call with its key starts afresh. */
+  private readonly endFlight = (flight: Flight): void => {
+    if (this.flights.get(flight.recordKey) === flight) this.flights.delete(flight.recordKey);
+  };
 
   /** What the store holds for `key` now. */
   async inspect(key: string): Promise<Inspection> {
@@ -335,27 +297,48 @@ export class IdempotentExecutor {
     if (this.ownsStore) await this.store.close();
   }
 
-  /** The claim / replay / wait / take-over loop of one flight. */
+  /**
+   * The claim / replay / wait / take-over loop of one flight; settles the flight. One claim
+   * answers a fresh run (the lease) and a replay (the record, where the store reads it in the
+   * claim's round trip); only a running execution elsewhere costs reads and a subscription.
+   */
   private async drive<T>(
     flight: Flight,
-    recordKey: string,
+    fn: (ctx: RunContext) => T | PromiseLike<T>,
+    settings: CallSettings,
+  ): Promise<void> {
+    let settled: Settled;
+    try {
+      settled = await this.claimLoop(flight, fn, settings);
+    } catch (error) {
+      settled = { kind: 'failure', error };
+    }
+    flight.settle(settled);
+  }
+
+  private async claimLoop<T>(
+    flight: Flight,
     fn: (ctx: RunContext) => T | PromiseLike<T>,
     settings: CallSettings,
   ): Promise<Settled> {
-    const { key } = flight;
+    const { key, recordKey } = flight;
     /** When this flight first found another execution running; 0 while it has not waited. */
     let waitStarted = 0;
     let subscription: Subscription | undefined;
-    const inbox = new Inbox();
+    let inbox: WaiterInbox | undefined;
     try {
       for (;;) {
         if (flight.abandoned) return ABANDONED;
-        const lease = await this.storeCall(key, () =>
-          this.store.claim(recordKey, settings.leaseMs),
-        );
-        if (lease !== null) {
+        let claimed: Lease | Uint8Array | null;
+        try {
+          claimed = await this.store.claim(recordKey, settings.leaseMs);
+        } catch (error) {
+          throw storeError(key, error);
+        }
+        if (claimed instanceof Uint8Array) return this.replay(key, claimed, waitStarted);
+        if (claimed !== null) {
           if (flight.abandoned) {
-            await lease
+            await claimed
               .release(this.codec.encodeReleaseNotice({ fingerprint: null, outcome: null }))
               .catch(noop);
             return ABANDONED;
@@ -363,7 +346,7 @@ export class IdempotentExecutor {
           subscription?.unsubscribe();
           subscription = undefined;
           flight.setPhase('executing');
-          const execution = this.execute(flight, lease, fn, settings);
+          const execution = this.execute(flight, claimed, fn, settings);
           this.executing.add(execution);
           try {
             return await execution;
@@ -377,12 +360,14 @@ export class IdempotentExecutor {
           waitStarted = Date.now();
           flight.setPhase('waiting');
           if (flight.abandoned) return ABANDONED;
-          subscription = await this.storeCall(key, () => this.store.subscribe(recordKey, inbox));
+          const listener = new WaiterInbox();
+          inbox = listener;
+          subscription = await this.storeCall(key, () => this.store.subscribe(recordKey, listener));
           // Closes the race with a completion published between the read above and the subscribe.
           state = await this.storeCall(key, () => this.store.read(recordKey));
         }
         if (state.state === 'completed') return this.replay(key, state.bytes, waitStarted);
-        if (state.state === 'absent') continue;
+        if (state.state === 'absent' || inbox === undefined) continue;
         if (state.ttlMs < 0) throw leaseWithoutExpiry(key);
         const event = await inbox.next(state.ttlMs + EXPIRY_MARGIN_MS, flight.abandonSignal);
         if (event === 'abandoned') return ABANDONED;
@@ -395,7 +380,7 @@ export class IdempotentExecutor {
     }
   }
 
-  /** Runs fn under the lease, renewing it, then stores (or releases) the outcome. */
+  /** Runs fn under the lease, renewed by the keeper, then stores (or releases) the outcome. */
   private async execute<T>(
     flight: Flight,
     lease: Lease,
@@ -403,10 +388,14 @@ export class IdempotentExecutor {
     settings: CallSettings,
   ): Promise<Settled> {
     const { key, fingerprint } = flight;
-    const ctx = new ExecutionContext(key, lease, settings.ttlMs + settings.leaseMs, (operation) =>
-      this.storeCall(key, operation),
+    const ctx = new ExecutionContext(
+      key,
+      lease,
+      settings.leaseMs,
+      settings.ttlMs + settings.leaseMs,
+      storeError,
     );
-    const keeper = new LeaseKeeper(lease, settings.leaseMs, this.codec, () => ctx.leaseLost());
+    this.keeper.keep(ctx);
 
     const startedAt = Date.now();
     let outcome: Outcome;
@@ -415,19 +404,21 @@ export class IdempotentExecutor {
     } catch (error) {
       outcome = { ok: false, error };
     } finally {
-      keeper.stop();
+      this.keeper.release(ctx);
     }
     const completedAt = Date.now();
 
     if (!outcome.ok && !this.shouldCache(settings, outcome.error)) {
       await this.release(lease, fingerprint, outcome);
-      this.emit({
-        type: 'executed',
-        key,
-        ok: false,
-        cached: false,
-        durationMs: completedAt - startedAt,
-      });
+      if (this.onEvent !== undefined) {
+        this.emit({
+          type: 'executed',
+          key,
+          ok: false,
+          cached: false,
+          durationMs: completedAt - startedAt,
+        });
+      }
       return { kind: 'outcome', outcome, fingerprint };
     }
 
@@ -453,55 +444,65 @@ export class IdempotentExecutor {
       }
     }
 
-    const stored = await this.completeRecord(key, lease, record, settings.ttlMs);
+    let stored: 'stored' | 'lost' | 'unstored';
+    try {
+      // The first attempt inline: it is the one that almost always answers.
+      stored = (await lease.complete(record, settings.ttlMs)) ? 'stored' : 'lost';
+    } catch (error) {
+      stored = await this.retryCompletion(key, lease, record, settings.ttlMs, error);
+    }
     if (stored === 'lost') {
       this.emit({ type: 'lease-lost', key });
       return { kind: 'failure', error: new LeaseLostError(key) };
     }
     if (stored === 'stored' && this.replicas > 0) await this.awaitReplicas(key, flight);
-    const cached = stored === 'stored' && outcomeStored;
-    this.emit({
-      type: 'executed',
-      key,
-      ok: outcome.ok,
-      cached,
-      durationMs: completedAt - startedAt,
-    });
+    if (this.onEvent !== undefined) {
+      this.emit({
+        type: 'executed',
+        key,
+        ok: outcome.ok,
+        cached: stored === 'stored' && outcomeStored,
+        durationMs: completedAt - startedAt,
+      });
+    }
     return { kind: 'outcome', outcome, fingerprint };
   }
 
   /**
-   * Stores the record, retrying store failures while the lease still holds. fn has run: if the
-   * store stays unreachable, the caller still gets fn's outcome (the record is not kept, and a
-   * later duplicate runs fn again once the lease expires). Throwing here instead would make
-   * the caller retry, which is the very duplicate this library exists to prevent.
+   * Stores the record after a failed first attempt, retrying while the lease still holds. fn
+   * has run: if the store stays unreachable, the caller still gets fn's outcome (the record is
+   * not kept, and a later duplicate runs fn again once the lease expires). Throwing here
+   * instead would make the caller retry, which is the very duplicate this library exists to
+   * prevent.
    */
-  private async completeRecord(
+  private async retryCompletion(
     key: string,
     lease: Lease,
     record: Uint8Array,
     ttlMs: number,
+    firstError: unknown,
   ): Promise<'stored' | 'lost' | 'unstored'> {
+    let error = firstError;
     let delayMs = 25;
     for (;;) {
+      if (Date.now() + delayMs >= lease.validUntil) {
+        this.emit({ type: 'store-failed', key, error });
+        return 'unstored';
+      }
+      await sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, 500);
       try {
         return (await lease.complete(record, ttlMs)) ? 'stored' : 'lost';
-      } catch (error) {
-        if (Date.now() + delayMs >= lease.validUntil) {
-          this.emit({ type: 'store-failed', key, error });
-          return 'unstored';
-        }
-        await sleep(delayMs);
-        delayMs = Math.min(delayMs * 2, 500);
+      } catch (next) {
+        error = next;
       }
     }
   }
 
   /** Holds the caller until `replicas` replicas have the record, or the bound passes. */
   private async awaitReplicas(key: string, flight: Flight): Promise<void> {
-    const recordKey = recordKeyOf(this.namespace, flight.key);
     const acknowledged = await this.store
-      .waitForReplicas?.(recordKey, this.replicas, this.replicasTimeoutMs)
+      .waitForReplicas?.(flight.recordKey, this.replicas, this.replicasTimeoutMs)
       .catch(() => 0);
     if (acknowledged !== undefined && acknowledged < this.replicas) {
       this.emit({ type: 'under-replicated', key, requested: this.replicas, acknowledged });
@@ -598,174 +599,6 @@ export class IdempotentExecutor {
   }
 }
 
-/** The {@link RunContext} of one execution. Its AbortController is only made when asked for. */
-class ExecutionContext implements RunContext {
-  private controller: AbortController | undefined;
-  private lost: LeaseLostError | undefined;
-  private fencing: Promise<number> | undefined;
-
-  constructor(
-    readonly key: string,
-    private readonly lease: Lease,
-    private readonly fenceTtlMs: number,
-    private readonly storeCall: <R>(operation: () => Promise<R>) => Promise<R>,
-  ) {}
-
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.lost !== undefined) this.controller.abort(this.lost);
-    }
-    return this.controller.signal;
-  }
-
-  leaseLost(): void {
-    this.lost = new LeaseLostError(this.key);
-    this.controller?.abort(this.lost);
-  }
-
-  fencingToken(): Promise<number> {
-    this.fencing ??= this.storeCall(() => this.lease.fencingToken(this.fenceTtlMs)).then(
-      (token) => {
-        if (token === null) throw new LeaseLostError(this.key);
-        return token;
-      },
-      (error: unknown) => {
-        this.fencing = undefined;
-        throw error;
-      },
-    );
-    return this.fencing;
-  }
-}
-
-/** Renews a lease every third of its length until stopped; calls `onLost` once if it is lost. */
-class LeaseKeeper {
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  /** Made at the first renewal: most executions finish before one is due. */
-  private notice: Uint8Array | undefined;
-
-  constructor(
-    private readonly lease: Lease,
-    private readonly leaseMs: number,
-    private readonly codec: RecordCodec,
-    private readonly onLost: () => void,
-  ) {
-    this.schedule();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-  }
-
-  private schedule(): void {
-    this.timer = setTimeout(
-      () => void this.renew(),
-      Math.max(1, Math.floor(this.leaseMs * RENEW_EVERY_FRACTION)),
-    );
-  }
-
-  private async renew(): Promise<void> {
-    let held: boolean;
-    try {
-      this.notice ??= this.codec.encodeRenewalNotice(this.leaseMs);
-      held = await this.lease.extend(this.leaseMs, this.notice);
-    } catch {
-      // Unreachable store: keep trying while the lease surely holds, then give it up.
-      held = Date.now() < this.lease.validUntil;
-    }
-    if (this.stopped) return;
-    if (held) this.schedule();
-    else {
-      this.stopped = true;
-      this.onLost();
-    }
-  }
-}
-
-/**
- * Messages for one waiting flight. An outcome can arrive while the flight is busy claiming or
- * reading, so the latest is kept until asked for. Renewal notices only push the expiry timer
- * out while the flight waits (a read after a claim learns the expiry anyway), so a waiter
- * sends no command for as long as the owner keeps renewing.
- */
-class Inbox implements KeyListener {
-  private pending: Uint8Array | 'resync' | undefined;
-  private wake: (() => void) | undefined;
-  private rearm: ((timeoutMs: number) => void) | undefined;
-
-  onMessage(bytes: Uint8Array): void {
-    const leaseMs = renewedLeaseMs(bytes);
-    if (leaseMs !== undefined) {
-      this.rearm?.(leaseMs + EXPIRY_MARGIN_MS);
-      return;
-    }
-    this.pending = bytes;
-    this.wake?.();
-  }
-
-  onResync(): void {
-    this.pending ??= 'resync';
-    this.wake?.();
-  }
-
-  /** The next message, `'expired'` after `timeoutMs`, or `'abandoned'` when `signal` aborts. */
-  next(
-    timeoutMs: number,
-    signal: AbortSignal,
-  ): Promise<Uint8Array | 'resync' | 'expired' | 'abandoned'> {
-    const take = () => {
-      const message = this.pending;
-      this.pending = undefined;
-      return message;
-    };
-    const ready = take();
-    if (ready !== undefined) return Promise.resolve(ready);
-    if (signal.aborted) return Promise.resolve('abandoned');
-    return new Promise((resolve) => {
-      let timer = setTimeout(() => finish('expired'), timeoutMs);
-      const finish = (result: Uint8Array | 'resync' | 'expired' | 'abandoned') => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.wake = undefined;
-        this.rearm = undefined;
-        resolve(result);
-      };
-      const onAbort = () => finish('abandoned');
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.wake = () => {
-        const message = take();
-        if (message !== undefined) finish(message);
-      };
-      this.rearm = (nextTimeoutMs) => {
-        clearTimeout(timer);
-        timer = setTimeout(() => finish('expired'), nextTimeoutMs);
-      };
-    });
-  }
-}
-
-function resolveSettings(options: RunOptions | ExecutorOptions, base: CallSettings): CallSettings {
-  return {
-    ttlMs: options.ttlMs === undefined ? base.ttlMs : positiveInteger('ttlMs', options.ttlMs),
-    leaseMs:
-      options.leaseMs === undefined
-        ? base.leaseMs
-        : positiveInteger('leaseMs', options.leaseMs, MIN_LEASE_MS),
-    waitTimeoutMs:
-      options.waitTimeoutMs === undefined
-        ? base.waitTimeoutMs
-        : positiveInteger('waitTimeoutMs', options.waitTimeoutMs),
-    shouldCacheError: optionalFunction(
-      'shouldCacheError',
-      options.shouldCacheError,
-      base.shouldCacheError,
-    ),
-  };
-}
-
 function isErrorClass(value: unknown): boolean {
   return typeof value === 'function' && (value === Error || value.prototype instanceof Error);
 }
@@ -805,4 +638,3 @@ function sleep(ms: number): Promise<void> {
 function noop(): void {}
 
 const ABANDONED: Settled = { kind: 'abandoned' };
-const EMPTY_OPTIONS: RunOptions = Object.freeze({});

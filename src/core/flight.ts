@@ -5,18 +5,8 @@ import {
   StoreUnavailableError,
   WaitTimeoutError,
 } from './errors.js';
-import { type Outcome, sameFingerprint } from './record-codec.js';
-
-/** How a flight ended. */
-export type Settled =
-  | {
-      readonly kind: 'outcome';
-      readonly outcome: Outcome;
-      /** The fingerprint hash of the record (or release notice) the outcome came from. */
-      readonly fingerprint: Uint8Array | null;
-    }
-  | { readonly kind: 'failure'; readonly error: unknown }
-  | { readonly kind: 'abandoned' };
+import type { Settled } from './outcome.js';
+import { sameFingerprint } from './record-codec.js';
 
 /**
  * claiming: asking the store; executing: fn runs in this process; waiting: another process runs it.
@@ -49,6 +39,8 @@ export class Flight {
 
   constructor(
     readonly key: string,
+    /** The store's key for `key` (namespace and escaping applied), made once per flight. */
+    readonly recordKey: string,
     /** The fingerprint of the caller that started the flight. */
     readonly fingerprint: Uint8Array | null,
     private readonly onEnd: (flight: Flight) => void,

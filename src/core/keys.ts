@@ -26,19 +26,5 @@ export function validateKey(key: unknown): asserts key is string {
 export const isWellFormed = (text: string): boolean =>
   (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-/**
- * `<namespace>:{<key>}`, each part escaped so that `%`, `{` and `}` cannot occur raw. Then the
- * first `{` always opens the key, distinct (namespace, key) pairs give distinct strings
- * ("a:b" + "c" is `a:b:{c}`, "a" + "b:c" is `a:{b:c}`), and the braces are a Redis Cluster hash
- * tag holding exactly the key: the record, its fence counter and its channel share one slot.
- */
-export function recordKeyOf(namespace: string, key: string): string {
-  return `${escapeKeyPart(namespace)}:{${escapeKeyPart(key)}}`;
-}
-
-const SPECIAL = /[%{}]/;
-
-function escapeKeyPart(part: string): string {
-  if (!SPECIAL.test(part)) return part;
-  return part.replace(/[%{}]/g, (char) => (char === '%' ? '%25' : char === '{' ? '%7B' : '%7D'));
-}
+/** Record keys are built by the Redis key layout; re-exported for the command-line tool. */
+export { recordKeyOf } from '../store/redis/key-layout.js';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Decoder, Encoder, ExtData, ExtensionCodec } from '@msgpack/msgpack';
 import { CorruptRecordError, ReplayedError, SerializationError } from './errors.js';
 import { isWellFormed } from './keys.js';
+import type { Outcome } from './outcome.js';
 
 /**
  * Records and pub/sub notices are msgpack behind a one-byte version/kind tag. A lease token
@@ -44,11 +45,6 @@ class StrictExtensionCodec extends ExtensionCodec {
 }
 
 const KNOWN_EXT_TYPES: ReadonlySet<number> = new Set(Object.values(Ext));
-
-/** What fn produced: its value, or what it threw. */
-export type Outcome =
-  | { readonly ok: true; readonly value: unknown }
-  | { readonly ok: false; readonly error: unknown };
 
 /** A completed record as stored under the key. */
 export interface StoredRecord {
@@ -144,8 +140,8 @@ export class RecordCodec {
   encodeRecord(record: StoredRecord, maxBytes = this.maxRecordBytes): Uint8Array {
     const { outcome } = record;
     const payload = outcome.ok
-      ? this.wire(outcome.value, 'value', this.walk())
-      : this.wire(outcome.error, 'error', this.walk());
+      ? this.wire(outcome.value, 'value', this.encoder)
+      : this.wire(outcome.error, 'error', this.encoder);
     const body = [
       outcome.ok ? 0 : 1,
       payload,
@@ -160,7 +156,7 @@ export class RecordCodec {
   encodeReleaseNotice(notice: ReleaseNotice): Uint8Array {
     const { outcome } = notice;
     if (outcome === null) return this.frame(RELEASE_TAG, [notice.fingerprint, null]);
-    const error = outcome.ok ? undefined : this.wire(outcome.error, 'error', this.walk());
+    const error = outcome.ok ? undefined : this.wire(outcome.error, 'error', this.encoder);
     return this.frame(RELEASE_TAG, [notice.fingerprint, [error]]);
   }
 
@@ -202,7 +198,9 @@ export class RecordCodec {
     let bytes: Uint8Array;
     try {
       // Nested containers are encoded with sorted keys too, so no part depends on key order.
-      const canonical = this.toWire(fingerprint, 'fingerprint', this.walk(this.canonicalEncoder));
+      const canonical = isPlainWire(fingerprint, 0)
+        ? fingerprint
+        : this.toWire(fingerprint, 'fingerprint', this.walk(this.canonicalEncoder));
       bytes = this.canonicalEncoder.encode(canonical);
     } catch (err) {
       throw asSerializationError(err, key);
@@ -214,9 +212,12 @@ export class RecordCodec {
    * {@link toWire} with whatever the value itself throws (a getter, a `Proxy` trap) turned into
    * a `SerializationError`: an unencodable outcome is one error, never the value's own.
    */
-  private wire(value: unknown, path: Path, walk: Walk): unknown {
+  private wire(value: unknown, path: Path, encoder: Encoder): unknown {
+    // Most outcomes are JSON-like: msgpack encodes them as they are, after one check without
+    // copies, path strings or an ancestor set. Anything else takes the full walk.
+    if (isPlainWire(value, 0)) return value;
     try {
-      return this.toWire(value, path, walk);
+      return this.toWire(value, path, this.walk(encoder));
     } catch (err) {
       throw asSerializationError(err);
     }
@@ -437,6 +438,53 @@ export class RecordCodec {
     }
     return error;
   }
+}
+
+/**
+ * True when `value` is made only of what msgpack encodes exactly as {@link RecordCodec.toWire}
+ * would leave it: well-formed strings, numbers, booleans, null, valid Dates, plain Uint8Arrays,
+ * and arrays and plain objects of those, nested less than {@link MAX_NESTING} deep (a cycle
+ * fails that bound). False for anything else, a getter that throws included: the full walk
+ * then rewrites the value or names what cannot be stored, and where.
+ */
+function isPlainWire(value: unknown, depth: number): boolean {
+  try {
+    return isPlainPart(value, depth);
+  } catch {
+    return false;
+  }
+}
+
+function isPlainPart(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+      return isWellFormed(value);
+    case 'number':
+    case 'boolean':
+      return true;
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_NESTING) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainPart(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    const object = value as Record<string, unknown>;
+    for (const name in object) {
+      if (!Object.hasOwn(object, name)) continue;
+      if (name === '__proto__' || !isWellFormed(name)) return false;
+      if (!isPlainPart(object[name], depth + 1)) return false;
+    }
+    return true;
+  }
+  if (proto === Date.prototype) return !Number.isNaN((value as Date).getTime());
+  return proto === Uint8Array.prototype;
 }
 
 function parseRecord(body: unknown): StoredRecord {

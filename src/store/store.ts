@@ -9,8 +9,13 @@ import { hasBrand, setBrand } from '../brand.js';
  * means the store is unreachable.
  */
 export interface Store {
-  /** Takes a lease on `key` for `leaseMs` if the key is absent; null when anything is there. */
-  claim(key: string, leaseMs: number): Promise<Lease | null>;
+  /**
+   * Takes a lease on `key` for `leaseMs` if the key is absent. Otherwise resolves with the
+   * record the key holds, when the store can read it in the same round trip (a replay then
+   * costs one trip), or null (a running lease, or a store that answers only "held": the
+   * executor reads the key then). A `Uint8Array` is always a record, never a lease.
+   */
+  claim(key: string, leaseMs: number): Promise<Lease | Uint8Array | null>;
   /** What the key holds now. */
   read(key: string): Promise<EntryState>;
   /**

@@ -14,9 +14,11 @@ export class CompletionTrapStore implements Store {
     private readonly beforeComplete: BeforeComplete,
   ) {}
 
-  async claim(key: string, leaseMs: number): Promise<Lease | null> {
+  async claim(key: string, leaseMs: number): Promise<Lease | Uint8Array | null> {
     const lease = await this.inner.claim(key, leaseMs);
-    return lease === null ? null : new TrappedLease(lease, () => this.beforeComplete(key));
+    // null (held) and bytes (the record found by the claim) pass through untouched.
+    if (lease === null || lease instanceof Uint8Array) return lease;
+    return new TrappedLease(lease, () => this.beforeComplete(key));
   }
 
   read(key: string): Promise<EntryState> {

@@ -80,7 +80,7 @@ describe('replicas: 1 on one server', () => {
     try {
       const key = recordKeyOf(uniqueNamespace('replicas-store'), 'order');
       const lease = await store.claim(key, 1_000);
-      assert.ok(lease !== null);
+      assert.ok(lease !== null && !(lease instanceof Uint8Array));
       assert.equal(await lease.complete(Buffer.from([1, 2, 3]), 60_000), true);
 
       assert.equal(await store.waitForReplicas(key, 1, 1_000), 1);

@@ -33,8 +33,9 @@ export class MemoryStore implements Store {
     this.sweeper.unref();
   }
 
-  async claim(key: string, leaseMs: number): Promise<Lease | null> {
-    if (this.live(key) !== undefined) return null;
+  async claim(key: string, leaseMs: number): Promise<Lease | Uint8Array | null> {
+    const held = this.live(key);
+    if (held !== undefined) return typeof held.value === 'string' ? null : held.value;
     const token = newLeaseToken();
     const now = Date.now();
     this.entries.set(key, { value: token, expiresAt: now + leaseMs });

@@ -4,15 +4,21 @@ import type { Cluster, Redis } from 'ioredis';
 /** What a script may be given: Redis arguments are strings, numbers or bytes. */
 export type ScriptArg = string | number | Buffer | Uint8Array;
 
-/** A Lua script with its key count, callable with a checked argument tuple. */
+/** PUBLISH on one server, SPUBLISH (sharded, routed by the channel's slot) on a cluster. */
+export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
+
+/** A Lua script with its key count, callable with a checked argument tuple and reply type. */
 export interface ScriptDefinition<
   Keys extends readonly string[],
   Args extends readonly ScriptArg[],
+  Result = unknown,
 > {
   readonly lua: string;
   readonly keys: Keys['length'];
   /** Phantom field carrying the argument types; never set. */
   readonly args?: Args;
+  /** Phantom field carrying the reply type; never set. */
+  readonly result?: Result;
 }
 
 /** Calls a script by EVALSHA, falling back to EVAL on NOSCRIPT. */
@@ -42,7 +48,7 @@ export function defineScript<
   Result,
 >(
   connection: Redis | Cluster,
-  definition: ScriptDefinition<Keys, Args>,
+  definition: ScriptDefinition<Keys, Args, Result>,
 ): ScriptCaller<Keys, Args, Result> {
   const { lua, keys: numberOfKeys } = definition;
   const sha = createHash('sha1').update(lua).digest('hex');

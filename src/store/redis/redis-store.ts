@@ -1,7 +1,5 @@
 import { setMaxListeners } from 'node:events';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import type { Lock } from 'redlock';
-import { newLeaseToken } from '../lease-token.js';
 import {
   type EntryState,
   isLeaseToken,
@@ -11,21 +9,18 @@ import {
   StoreDataError,
   type Subscription,
 } from '../store.js';
+import type { RedisConnection as RedisClient } from './connection.js';
 import { CLOSABLE_CONNECTION_OPTIONS, closeCluster, closeConnection } from './close-connection.js';
 import { connectToNode } from './cluster-nodes.js';
 import { clusterOperation } from './cluster-operation.js';
 import { ClusterSubscriber } from './cluster-subscriber.js';
-import type { RedisConnection as RedisClient } from './connection.js';
 import { defineScript, type ScriptCaller } from './define-script.js';
+import { channelOf } from './key-layout.js';
 import { keySlot } from './key-slot.js';
-import { driftOf, LeaseClaimer } from './lease-claim.js';
+import { type CompletionMode, RedisLeases, translate } from './redis-lease.js';
 import { ReplicaWaiter } from './replica-wait.js';
-import { completeLua } from './scripts/complete.js';
-import { fenceLua } from './scripts/fence.js';
-import { forgetLua } from './scripts/forget.js';
-import { readLua } from './scripts/read.js';
-import { releaseLua } from './scripts/release.js';
-import { renewLua } from './scripts/renew.js';
+import { ForgetReply, forgetScript } from './scripts/forget.js';
+import { ReadReply, readScript } from './scripts/read.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -58,37 +53,17 @@ export class RedisStore implements Store {
   private readonly cluster: boolean;
   /** Bound on a whole store operation on a cluster, ms (see `clusterOperation`). */
   private readonly operationTimeoutMs: number;
-  private readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
-  private readonly claimer: LeaseClaimer;
+  private readonly leases: RedisLeases;
   private readonly replicaWaiter: ReplicaWaiter;
   private readonly channels = new Map<string, ChannelEntry>();
   private subscriberReadyBefore = false;
-
-  private readonly completeScript: ScriptCaller<
-    [string, string],
-    [string, Uint8Array, number, string],
-    number
-  >;
-  private readonly releaseScript: ScriptCaller<
-    [string, string],
-    [string, Uint8Array, string],
-    number
-  >;
-  private readonly renewScript: ScriptCaller<
-    [string, string],
-    [string, number, Uint8Array, string],
-    number
-  >;
   private readonly readScript: ScriptCaller<[string], [], [0] | [1, Buffer, number] | [2]>;
-  private readonly fenceScript: ScriptCaller<[string, string], [string, number], number>;
   private readonly forgetScript: ScriptCaller<[string], [], 0 | 1 | 2>;
   /**
    * The user's client's `keyPrefix`, which ioredis puts before every key of a command, the
    * channel a script publishes to included, but not before the channels of SUBSCRIBE.
    */
   private readonly channelPrefix: string;
-  /** Times a command connection closed; see countConnectionDrops. */
-  private connectionDrops = 0;
   /** Aborted by close(): operations still out fail at once instead of waiting on timers. */
   private readonly lifetime = new AbortController();
   private closing: Promise<void> | undefined;
@@ -98,7 +73,6 @@ export class RedisStore implements Store {
     this.cluster = 'isCluster' in redis && redis.isCluster === true;
     this.channelPrefix = redis.options.keyPrefix ?? '';
     this.operationTimeoutMs = commandTimeoutMs;
-    this.publishCommand = this.cluster ? 'SPUBLISH' : 'PUBLISH';
     // Every cluster operation waiting on a timer listens to it, however many are out.
     setMaxListeners(0, this.lifetime.signal);
     const connectionOptions: RedisOptions = {
@@ -159,32 +133,28 @@ export class RedisStore implements Store {
     }
     // Errors surface as rejected commands; without a listener ioredis would log each one.
     this.commands.on('error', noop);
-    this.countConnectionDrops();
 
-    this.claimer = new LeaseClaimer(this.commands);
-    this.completeScript = defineScript(this.commands, { lua: completeLua, keys: 2 });
-    this.releaseScript = defineScript(this.commands, { lua: releaseLua, keys: 2 });
-    this.renewScript = defineScript(this.commands, { lua: renewLua, keys: 2 });
-    this.readScript = defineScript(this.commands, { lua: readLua, keys: 1 });
-    this.fenceScript = defineScript(this.commands, { lua: fenceLua, keys: 2 });
-    this.forgetScript = defineScript(this.commands, { lua: forgetLua, keys: 1 });
+    this.leases = new RedisLeases({
+      commands: this.commands,
+      cluster: this.cluster,
+      operationTimeoutMs: commandTimeoutMs,
+      closed: this.lifetime.signal,
+    });
+    this.readScript = defineScript(this.commands, readScript);
+    this.forgetScript = defineScript(this.commands, forgetScript);
   }
 
-  async claim(key: string, leaseMs: number): Promise<Lease | null> {
-    const start = Date.now();
-    const drops = this.connectionDrops;
-    const token = newLeaseToken();
-    const lock = await (this.cluster
-      ? this.bounded('claim', () => this.claimer.claim(key, leaseMs, token))
-      : this.claimer.claim(key, leaseMs, token));
-    if (lock !== null) return new RedisLease(this, key, lock);
-    // A connection dropped while the claim was out: ioredis sends unanswered commands again after
-    // reconnecting, so the "held" may be the second copy finding the first one's lease. Without
-    // this check the caller would wait out its own lease.
-    if (this.connectionDrops === drops) return null;
-    const held = await this.bounded('read', () => this.commands.get(key)).catch(translate);
-    if (held !== token) return null;
-    return new RedisLease(this, key, this.claimer.adopt(key, token, leaseMs, start));
+  /**
+   * One round trip (`SET key token NX PX ms GET`): the lease, the record the key holds (a
+   * replay), or null while a running lease holds the key.
+   */
+  claim(key: string, leaseMs: number): Promise<Lease | Uint8Array | null> {
+    return this.leases.claim(key, leaseMs);
+  }
+
+  /** How completions are sent now: the complete script, or `SET … IFEQ` where the server has it. */
+  get completionMode(): CompletionMode {
+    return this.leases.completionMode;
   }
 
   async read(key: string): Promise<EntryState> {
@@ -192,8 +162,9 @@ export class RedisStore implements Store {
       ? this.bounded('read', () => this.readScript([key], []))
       : this.readScript([key], [])
     ).catch(translate);
-    if (reply[0] === 0) return ABSENT;
-    if (reply[0] === 2) throw new StoreDataError(`Key ${key} holds a Redis type other than string`);
+    if (reply[0] === ReadReply.ABSENT) return ABSENT;
+    if (reply[0] === ReadReply.OTHER_TYPE)
+      throw new StoreDataError(`Key ${key} holds a Redis type other than string`);
     const [, bytes, ttlMs] = reply;
     if (isLeaseToken(bytes)) return { state: 'running', ttlMs };
     return { state: 'completed', bytes, ttlMs };
@@ -243,7 +214,11 @@ export class RedisStore implements Store {
 
   async forget(key: string): Promise<'deleted' | 'absent' | 'running'> {
     const reply = await this.bounded('forget', () => this.forgetScript([key], [])).catch(translate);
-    return reply === 0 ? 'absent' : reply === 1 ? 'deleted' : 'running';
+    return reply === ForgetReply.ABSENT
+      ? 'absent'
+      : reply === ForgetReply.DELETED
+        ? 'deleted'
+        : 'running';
   }
 
   async waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
@@ -274,72 +249,6 @@ export class RedisStore implements Store {
       this.shards?.close(boundMs),
       this.replicaWaiter.close(boundMs),
     ]);
-  }
-
-  /** @internal */
-  completeRecord(key: string, token: string, record: Uint8Array, ttlMs: number): Promise<boolean> {
-    const completed = this.cluster
-      ? this.bounded('complete', () =>
-          this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand]),
-        )
-      : this.completeScript([key, channelOf(key)], [token, record, ttlMs, this.publishCommand]);
-    return completed.then((reply) => reply === 1).catch(translate);
-  }
-
-  /** @internal True when `key` holds exactly `record` (records are unique to an execution). */
-  holdsRecord(key: string, record: Uint8Array): Promise<boolean> {
-    return this.bounded('read', () => this.commands.getBuffer(key)).then(
-      (stored) => stored !== null && Buffer.compare(stored, record) === 0,
-      translate,
-    );
-  }
-
-  /** @internal */
-  releaseLease(key: string, token: string, notice: Uint8Array): Promise<boolean> {
-    return this.bounded('release', () =>
-      this.releaseScript([key, channelOf(key)], [token, notice, this.publishCommand]),
-    )
-      .then((reply) => reply === 1)
-      .catch(translate);
-  }
-
-  /** @internal */
-  nextFencingToken(key: string, token: string, fenceTtlMs: number): Promise<number | null> {
-    return this.bounded('fence', () => this.fenceScript([key, `${key}:fence`], [token, fenceTtlMs]))
-      .then((reply) => {
-        if (reply === FENCE_NOT_A_NUMBER) {
-          throw new StoreDataError(`The fence counter of ${key} does not hold a number`);
-        }
-        return reply < 0 ? null : reply;
-      })
-      .catch(translate);
-  }
-
-  /** @internal */
-  renewLease(key: string, token: string, leaseMs: number, notice: Uint8Array): Promise<boolean> {
-    return this.bounded('renew', () =>
-      this.renewScript([key, channelOf(key)], [token, leaseMs, notice, this.publishCommand]),
-    )
-      .then((reply) => reply === 1)
-      .catch(translate);
-  }
-
-  /**
-   * Counts the drops of the command connections (each cluster node's included): a command sent
-   * before a drop may run twice, its first reply lost and the second reporting on the first's
-   * effect (ioredis re-sends unanswered commands after reconnecting).
-   */
-  private countConnectionDrops(): void {
-    const dropped = () => {
-      this.connectionDrops++;
-    };
-    if (!this.cluster) {
-      this.commands.on('close', dropped);
-      return;
-    }
-    const cluster = this.commands as Cluster;
-    cluster.on('+node', (node: Redis) => node.on('close', dropped));
-    for (const node of cluster.nodes()) node.on('close', dropped);
   }
 
   /**
@@ -389,59 +298,6 @@ export class RedisStore implements Store {
 interface ChannelEntry {
   readonly listeners: Set<KeyListener>;
   readonly active: Promise<unknown>;
-}
-
-class RedisLease implements Lease {
-  private readonly token: string;
-  validUntil: number;
-
-  constructor(
-    private readonly store: RedisStore,
-    private readonly key: string,
-    lock: Lock,
-  ) {
-    this.token = lock.value;
-    this.validUntil = lock.expiration;
-  }
-
-  async extend(leaseMs: number, notice: Uint8Array): Promise<boolean> {
-    const start = Date.now();
-    const renewed = await this.store.renewLease(this.key, this.token, leaseMs, notice);
-    if (renewed) this.validUntil = start + leaseMs - driftOf(leaseMs);
-    return renewed;
-  }
-
-  complete(record: Uint8Array, ttlMs: number): Promise<boolean> {
-    return this.store.completeRecord(this.key, this.token, record, ttlMs).then((stored) =>
-      // No token found need not mean a lost lease: an earlier copy of this completion may have
-      // replaced the token with this very record, its reply lost — a retry after a timeout or
-      // failover, or ioredis sending the unanswered script again after a reconnect (the chaos
-      // harness caught that one). Records are unique to an execution, so equal bytes are ours.
-      stored ? true : this.store.holdsRecord(this.key, record),
-    );
-  }
-
-  release(notice: Uint8Array): Promise<boolean> {
-    return this.store.releaseLease(this.key, this.token, notice);
-  }
-
-  fencingToken(fenceTtlMs: number): Promise<number | null> {
-    return this.store.nextFencingToken(this.key, this.token, fenceTtlMs);
-  }
-}
-
-/** The fence script's reply when the counter holds something else than a number. */
-const FENCE_NOT_A_NUMBER = -2;
-
-function translate(err: unknown): never {
-  if (err instanceof Error && err.message.startsWith('WRONGTYPE')) {
-    throw new StoreDataError(err.message, { cause: err });
-  }
-  throw err;
-}
-
-function channelOf(key: string): string {
-  return `${key}:done`;
 }
 
 const ABSENT: EntryState = { state: 'absent' };

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { closeConnection } from './close-connection.js';
+import { replicaMarkerOf } from './key-layout.js';
 
 /** Most WAIT connections kept open to one master; further concurrent waits queue for one. */
 const MAX_CONNECTIONS_PER_MASTER = 8;
@@ -53,7 +54,7 @@ export class ReplicaWaiter {
       if (remainingMs < 1) return 0;
       const replies = await connection
         .pipeline()
-        .set(`${key}:replicated`, '1', 'PX', 1)
+        .set(replicaMarkerOf(key), '1', 'PX', 1)
         .wait(replicas, remainingMs)
         .exec();
       const [marked, waited] = replies ?? [];

@@ -1,3 +1,5 @@
+import type { PublishCommand, ScriptDefinition } from '../define-script.js';
+
 /**
  * complete — turn our lease into the finished record and announce it, atomically.
  *
@@ -18,3 +20,13 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call(ARGV[4], KEYS[2], ARGV[2])
 return 1
 `;
+
+/** Replies of {@link completeScript}. */
+export const CompleteReply = { LEASE_LOST: 0, STORED: 1 } as const;
+
+/** complete: KEYS record key, channel; ARGV token, record, retention ms, publish command. */
+export const completeScript: ScriptDefinition<
+  [recordKey: string, channel: string],
+  [token: string, record: Uint8Array, ttlMs: number, publish: PublishCommand],
+  (typeof CompleteReply)[keyof typeof CompleteReply]
+> = { lua: completeLua, keys: 2 };

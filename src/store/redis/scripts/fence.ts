@@ -1,3 +1,5 @@
+import type { ScriptDefinition } from '../define-script.js';
+
 /**
  * fence — hand the lease holder a fencing token larger than any before it for this key.
  *
@@ -34,3 +36,13 @@ end
 redis.call('SET', KEYS[2], string.format('%d', token), 'PX', ARGV[2])
 return token
 `;
+
+/** Replies of {@link fenceScript} below 1 (a reply of 1 or more is the token). */
+export const FenceReply = { LEASE_LOST: -1, NOT_A_NUMBER: -2 } as const;
+
+/** fence: KEYS record key, fence counter; ARGV token, counter retention ms. */
+export const fenceScript: ScriptDefinition<
+  [recordKey: string, fenceKey: string],
+  [token: string, fenceTtlMs: number],
+  number
+> = { lua: fenceLua, keys: 2 };

@@ -1,3 +1,5 @@
+import type { ScriptDefinition } from '../define-script.js';
+
 /**
  * forget — delete a finished (or unreadable) entry, never a running lease.
  *
@@ -21,3 +23,13 @@ end
 redis.call('DEL', KEYS[1])
 return 1
 `;
+
+/** Replies of {@link forgetScript}. */
+export const ForgetReply = { ABSENT: 0, DELETED: 1, RUNNING: 2 } as const;
+
+/** forget: KEYS record key. */
+export const forgetScript: ScriptDefinition<
+  [recordKey: string],
+  [],
+  (typeof ForgetReply)[keyof typeof ForgetReply]
+> = { lua: forgetLua, keys: 1 };

@@ -1,3 +1,5 @@
+import type { ScriptDefinition } from '../define-script.js';
+
 /**
  * read — what a record key holds, with its remaining time to live, in one round trip.
  *
@@ -16,3 +18,15 @@ if kind ~= 'string' then
 end
 return {1, redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 `;
+
+/** The first element of {@link readScript}'s reply. */
+export const ReadReply = { ABSENT: 0, STRING: 1, OTHER_TYPE: 2 } as const;
+
+/** read: KEYS record key. */
+export const readScript: ScriptDefinition<
+  [recordKey: string],
+  [],
+  | [typeof ReadReply.ABSENT]
+  | [typeof ReadReply.STRING, Buffer, number]
+  | [typeof ReadReply.OTHER_TYPE]
+> = { lua: readLua, keys: 1 };

@@ -1,3 +1,5 @@
+import type { PublishCommand, ScriptDefinition } from '../define-script.js';
+
 /**
  * release — give up our lease without a record (an uncached error) and tell the waiters.
  *
@@ -17,3 +19,13 @@ redis.call('DEL', KEYS[1])
 redis.call(ARGV[3], KEYS[2], ARGV[2])
 return 1
 `;
+
+/** Replies of {@link releaseScript}. */
+export const ReleaseReply = { LEASE_LOST: 0, RELEASED: 1 } as const;
+
+/** release: KEYS record key, channel; ARGV token, notice, publish command. */
+export const releaseScript: ScriptDefinition<
+  [recordKey: string, channel: string],
+  [token: string, notice: Uint8Array, publish: PublishCommand],
+  (typeof ReleaseReply)[keyof typeof ReleaseReply]
+> = { lua: releaseLua, keys: 2 };

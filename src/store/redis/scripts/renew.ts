@@ -1,3 +1,5 @@
+import type { PublishCommand, ScriptDefinition } from '../define-script.js';
+
 /**
  * renew — push our lease's expiry out and tell the waiters, so they need not ask Redis again.
  *
@@ -18,3 +20,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call(ARGV[4], KEYS[2], ARGV[3])
 return 1
 `;
+
+/** Replies of {@link renewScript}. */
+export const RenewReply = { LEASE_LOST: 0, RENEWED: 1 } as const;
+
+/** renew: KEYS record key, channel; ARGV token, lease ms, notice, publish command. */
+export const renewScript: ScriptDefinition<
+  [recordKey: string, channel: string],
+  [token: string, leaseMs: number, notice: Uint8Array, publish: PublishCommand],
+  (typeof RenewReply)[keyof typeof RenewReply]
+> = { lua: renewLua, keys: 2 };

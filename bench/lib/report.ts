@@ -120,7 +120,7 @@ export function contractTable(results: Results): string {
         r.subject === (row.kind === 'fresh' ? 'raw SET NX PX + SET PX' : 'raw GET + decode'),
     );
     rows.push([
-      `server CPU per ${row.kind === 'fresh' ? 'fresh run' : 'replay'} on ${row.server} (${row.subject.slice(EXECUTOR.length + 1)})`,
+      `server CPU per ${row.kind === 'fresh' ? 'fresh run' : 'replay'} on ${row.server} ${row.subject.slice(EXECUTOR.length + 1)}`,
       'reported beside the raw loop',
       `${row.cpuMicrosPerRun.toFixed(1)} µs${raw === undefined ? '' : ` vs ${raw.cpuMicrosPerRun.toFixed(1)} µs raw`}`,
       '—',

@@ -2,6 +2,7 @@
 // did not write, notifications (large outcomes, a lost LISTEN connection), cleanup, DDL, names,
 // and the transactional mode's commit and rollback. Each test has a schema of its own.
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import pg from 'pg';
@@ -289,6 +290,28 @@ describe('PostgresStore', () => {
 
       assert.deepEqual(await payments(), []);
       assert.deepEqual(await executor.inspect('order-10'), { state: 'absent' });
+    });
+
+    it("listens for errors on a transaction's client from the moment the pool hands it out", async () => {
+      // pg-pool hands a freed client to the next waiter while still parsing the chunk that freed
+      // it: a FATAL in that same chunk is emitted before a promise's reaction could listen.
+      const client = Object.assign(new EventEmitter(), { release: () => {} });
+      const handingOut = {
+        options: {},
+        query: pool.query.bind(pool),
+        connect: (callback?: (error: Error | undefined, handed: unknown) => void) => {
+          callback?.(undefined, client);
+          client.emit('error', new Error('terminating connection due to administrator command'));
+          return Promise.resolve(client);
+        },
+      };
+      const onIt = new PostgresStore({ pool: handingOut as never, cleanupIntervalMs: 0 });
+      closing.push(() => onIt.close());
+
+      const held = await onIt.connectClient();
+      held.release();
+
+      assert.equal(client.listenerCount('error'), 0);
     });
 
     it("stores nothing when the connection of fn's transaction is lost while fn holds it, and does not crash the process", async () => {

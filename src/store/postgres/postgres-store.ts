@@ -265,15 +265,21 @@ export class PostgresStore implements Store {
 
   /** @internal A client of the pool for a transaction, its checkout bounded. */
   connectClient(): Promise<PoolClient> {
-    const checkout = this.pool.connect();
-    return withTimeout(checkout, this.timeoutMs, 'a connection').then(
-      listenedWhileHeld,
-      (error: unknown) => {
-        // The checkout may still succeed later: give that client back instead of leaking it.
-        checkout.then((client) => client.release(), noop);
-        throw error;
-      },
-    );
+    // The callback form: pg-pool calls it the moment it hands the client out, so the client
+    // has an 'error' listener before anything else of its connection is parsed. With the
+    // promise form the listener would come a turn later, after, say, a FATAL that arrived in
+    // the same chunk as the answer that freed the client for us.
+    const checkout = new Promise<PoolClient>((resolve, reject) => {
+      this.pool.connect((error, client) => {
+        if (error !== undefined || client === undefined) reject(error);
+        else resolve(listenedWhileHeld(client));
+      });
+    });
+    return withTimeout(checkout, this.timeoutMs, 'a connection').catch((error: unknown) => {
+      // The checkout may still succeed later: give that client back instead of leaking it.
+      checkout.then((client) => client.release(), noop);
+      throw error;
+    });
   }
 }
 

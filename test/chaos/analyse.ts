@@ -1,10 +1,10 @@
 // The figures of the report, computed from the ledger and the evidence.
 import { ErrorCode } from '../../src/index.js';
-import { CAUSES, Classifier, type Explanation } from './classify.js';
+import { CAUSES, Classifier, type Explanation, executionId, firstAfter } from './classify.js';
 import { getOrCreate } from './collections.js';
 import type { CallerResult, Evidence } from './evidence.js';
-import type { ExecutionRow } from './ledger.js';
-import { type ChaosOptions, FAULT_KINDS } from './options.js';
+import type { ExecutionRow, LedgerRow } from './ledger.js';
+import { type ChaosOptions, faultsOf } from './options.js';
 
 /** Slack on a waiter's bound for scheduling lag on a loaded machine, ms. */
 const WAIT_GRACE_MS = 1_000;
@@ -29,6 +29,8 @@ export interface ChaosFigures {
   readonly settleMs: { p50: number; p99: number; max: number };
   readonly faultsLanded: Record<string, number>;
   readonly faultLog: string[];
+  /** The transactional mode only: the rows fn wrote inside its transaction. */
+  readonly ledger?: LedgerFigures;
   /** Every figure that must be 0 for the run to pass. */
   readonly mustBeZero: {
     readonly unexplainedReExecutions: number;
@@ -42,14 +44,41 @@ export interface ChaosFigures {
     readonly leakedHandles: number;
     readonly unexpectedWorkerExits: number;
     readonly faultsNotLanded: number;
+    /** The transactional mode only: committed ledger rows beyond the first of each key. */
+    readonly duplicateLedgerRows?: number;
+    /** The transactional mode only: values whose execution's ledger row did not commit. */
+    readonly valuesWithoutLedgerRow?: number;
+    /** The transactional mode only: LEASE_LOST callers whose execution's ledger row committed. */
+    readonly leaseLostButCommitted?: number;
   };
   readonly details: Record<string, string[]>;
 }
 
+export interface LedgerFigures {
+  /** Committed rows. */
+  readonly rows: number;
+  readonly keysWithOneRow: number;
+  /** Keys with no committed row: every execution rolled back, or none ran. */
+  readonly keysWithoutRow: number;
+  /** Keys fn ran more than once for, with one committed row. */
+  readonly keysRunAgainWithOneRow: number;
+  /** Executions whose row did not commit (their transaction rolled back). */
+  readonly executionsRolledBack: number;
+  /**
+   * Values whose execution's row did not commit, handed out after a `store-failed`: the COMMIT
+   * was sent and its answer lost, and PostgreSQL stayed unreachable until the lease ran out.
+   * The executor then gives the caller fn's value without knowing the transaction's fate
+   * (docs/postgres.md); nothing committed, so the key runs again on a clean database.
+   */
+  readonly valuesInDoubt: number;
+}
+
+/** `ledgerRows`: the committed rows of the transactional mode; undefined in other modes. */
 export function analyse(
   options: ChaosOptions,
   rows: readonly ExecutionRow[],
   evidence: Evidence,
+  ledgerRows?: readonly LedgerRow[],
 ): ChaosFigures {
   const byKey = groupBy(rows, (row) => row.key);
   for (const list of byKey.values()) list.sort((a, b) => a.startedAt - b.startedAt);
@@ -57,7 +86,7 @@ export function analyse(
   const note = (figure: string, line: string) => pushCapped(details, figure, line);
 
   // Re-executions and their causes; fencing order.
-  const classifier = new Classifier(evidence, options.persistence);
+  const classifier = new Classifier(evidence, options.persistence, options.store);
   const reExecutionsByCause: Record<string, number> = {};
   const minGapMsByCause: Record<string, number> = {};
   const samples: Record<string, string[]> = {};
@@ -83,8 +112,9 @@ export function analyse(
   }
 
   // Outcomes.
-  const rowByToken = new Map(rows.map((row) => [row.token, row]));
-  const storedTokens = new Set<number>();
+  const rowById = new Map(rows.map((row) => [executionId(row.key, row.token), row]));
+  /** Executions some caller received the value of. */
+  const storedExecutions = new Set<string>();
   const errorsByCode: Record<string, number> = {};
   let valueOutcomes = 0;
   let valuesFromNoExecution = 0;
@@ -97,9 +127,9 @@ export function analyse(
       continue;
     }
     valueOutcomes++;
-    storedTokens.add(caller.token);
-    const row = rowByToken.get(caller.token);
-    if (row === undefined || row.key !== caller.key) {
+    storedExecutions.add(executionId(caller.key, caller.token));
+    const row = rowById.get(executionId(caller.key, caller.token));
+    if (row === undefined) {
       valuesFromNoExecution++;
       note('valuesFromNoExecution', `${caller.key}: token ${caller.token} (pid ${caller.pid})`);
       continue;
@@ -116,13 +146,15 @@ export function analyse(
   let leaseLostButStored = 0;
   for (const caller of evidence.callers.values()) {
     if (caller.code !== ErrorCode.LEASE_LOST || caller.ownToken === undefined) continue;
-    if (storedTokens.has(caller.ownToken)) {
+    if (storedExecutions.has(executionId(caller.key, caller.ownToken))) {
       leaseLostButStored++;
       note('leaseLostButStored', `${caller.key}: caller ${caller.id} (pid ${caller.pid})`);
     }
   }
 
-  const waitersOverBound = countWaitersOverBound(options, rowByToken, evidence, note);
+  const waitersOverBound = countWaitersOverBound(options, rowById, evidence, note);
+  const ledger =
+    ledgerRows === undefined ? undefined : analyseLedger(byKey, ledgerRows, evidence, note);
   const settle = [...evidence.callers.values()].map((c) => c.t1 - c.t0).sort((a, b) => a - b);
 
   const leaked = evidence.closes.flatMap((close) =>
@@ -133,9 +165,11 @@ export function analyse(
   for (const d of unexpectedExits) {
     note('unexpectedWorkerExits', `pid ${d.pid}: code ${d.code}, signal ${d.signal}`);
   }
-  for (const u of evidence.unhandled) note('unhandledRejections', `pid ${u.pid}: ${u.message}`);
+  for (const u of evidence.unhandled) {
+    note('unhandledRejections', `pid ${u.pid}: ${u.kind}: ${u.message}`);
+  }
   const faultsLanded = Object.fromEntries(
-    FAULT_KINDS.map((kind) => [kind, evidence.landed.get(kind) ?? 0]),
+    faultsOf(options.store).map((kind) => [kind, evidence.landed.get(kind) ?? 0]),
   );
   const notLanded = [...options.faults].filter(
     (kind) => options.rounds > 0 && (evidence.landed.get(kind) ?? 0) === 0,
@@ -164,6 +198,7 @@ export function analyse(
     },
     faultsLanded,
     faultLog: faultLog(evidence),
+    ...(ledger === undefined ? {} : { ledger: ledger.figures }),
     mustBeZero: {
       unexplainedReExecutions: reExecutionsByCause[CAUSES.unexplained] ?? 0,
       fencingViolations,
@@ -176,6 +211,7 @@ export function analyse(
       leakedHandles: leaked.length,
       unexpectedWorkerExits: unexpectedExits.length,
       faultsNotLanded: notLanded.length,
+      ...ledger?.mustBeZero,
     },
     details,
   };
@@ -188,13 +224,13 @@ export function analyse(
  */
 function countWaitersOverBound(
   options: ChaosOptions,
-  rowByToken: ReadonlyMap<number, ExecutionRow>,
+  rowById: ReadonlyMap<string, ExecutionRow>,
   evidence: Evidence,
   note: (figure: string, line: string) => void,
 ): number {
   let over = 0;
   for (const caller of evidence.callers.values()) {
-    if (ranHere(caller, rowByToken)) continue;
+    if (ranHere(caller, rowById)) continue;
     const stalled = evidence.stalls
       .filter((s) => s.pid === caller.pid)
       .reduce(
@@ -216,9 +252,91 @@ function countWaitersOverBound(
   return over;
 }
 
-function ranHere(caller: CallerResult, rowByToken: ReadonlyMap<number, ExecutionRow>): boolean {
+function ranHere(caller: CallerResult, rowById: ReadonlyMap<string, ExecutionRow>): boolean {
   if (caller.ownToken !== undefined) return true;
-  return caller.token !== undefined && rowByToken.get(caller.token)?.pid === caller.pid;
+  return (
+    caller.token !== undefined &&
+    rowById.get(executionId(caller.key, caller.token))?.pid === caller.pid
+  );
+}
+
+/**
+ * The transactional mode's ledger: the rows fn wrote inside its transaction, committed with the
+ * record or rolled back with everything else. Whatever ran twice, each key must hold at most one
+ * row, the row of the execution whose value the callers got.
+ */
+function analyseLedger(
+  executionsByKey: ReadonlyMap<string, readonly ExecutionRow[]>,
+  ledgerRows: readonly LedgerRow[],
+  evidence: Evidence,
+  note: (figure: string, line: string) => void,
+): {
+  figures: LedgerFigures;
+  mustBeZero: {
+    duplicateLedgerRows: number;
+    valuesWithoutLedgerRow: number;
+    leaseLostButCommitted: number;
+  };
+} {
+  const byKey = groupBy(ledgerRows, (row) => row.key);
+  const committed = new Set(ledgerRows.map((row) => executionId(row.key, row.token)));
+  const executionById = new Map(
+    [...executionsByKey.values()].flat().map((row) => [executionId(row.key, row.token), row]),
+  );
+  let duplicateLedgerRows = 0;
+  for (const [key, list] of byKey) {
+    if (list.length < 2) continue;
+    duplicateLedgerRows += list.length - 1;
+    note(
+      'duplicateLedgerRows',
+      `${key}: ${list.map((row) => `token ${row.token} (pid ${row.pid})`).join(', ')}`,
+    );
+  }
+  let valuesWithoutLedgerRow = 0;
+  let valuesInDoubt = 0;
+  let leaseLostButCommitted = 0;
+  for (const caller of evidence.callers.values()) {
+    const id = caller.token === undefined ? undefined : executionId(caller.key, caller.token);
+    if (id !== undefined && !committed.has(id)) {
+      const execution = executionById.get(id);
+      if (execution !== undefined && firstAfter(evidence.storeFailed, execution) !== undefined) {
+        valuesInDoubt++;
+        continue;
+      }
+      valuesWithoutLedgerRow++;
+      note(
+        'valuesWithoutLedgerRow',
+        `${caller.key}: caller ${caller.id} (pid ${caller.pid}) got token ${caller.token}`,
+      );
+    }
+    if (
+      caller.code === ErrorCode.LEASE_LOST &&
+      caller.ownToken !== undefined &&
+      committed.has(executionId(caller.key, caller.ownToken))
+    ) {
+      leaseLostButCommitted++;
+      note('leaseLostButCommitted', `${caller.key}: caller ${caller.id} (pid ${caller.pid})`);
+    }
+  }
+  let keysRunAgainWithOneRow = 0;
+  let executionsRolledBack = 0;
+  for (const [key, executions] of executionsByKey) {
+    if (executions.length > 1 && byKey.get(key)?.length === 1) keysRunAgainWithOneRow++;
+    for (const row of executions) {
+      if (!committed.has(executionId(row.key, row.token))) executionsRolledBack++;
+    }
+  }
+  return {
+    figures: {
+      rows: ledgerRows.length,
+      keysWithOneRow: [...byKey.values()].filter((list) => list.length === 1).length,
+      keysWithoutRow: [...executionsByKey.keys()].filter((key) => !byKey.has(key)).length,
+      keysRunAgainWithOneRow,
+      executionsRolledBack,
+      valuesInDoubt,
+    },
+    mustBeZero: { duplicateLedgerRows, valuesWithoutLedgerRow, leaseLostButCommitted },
+  };
 }
 
 function faultLog(evidence: Evidence): string[] {
@@ -240,7 +358,7 @@ function faultLog(evidence: Evidence): string[] {
       text: `stall: worker ${s.slot} pid ${s.pid} blocked ${s.to === undefined ? '(died)' : `${Math.round(s.to - s.from)} ms`} inside ${s.key}`,
     });
   }
-  for (const f of evidence.redisFaults) lines.push({ t: f.from, text: `${f.kind}: ${f.detail}` });
+  for (const f of evidence.serverFaults) lines.push({ t: f.from, text: `${f.kind}: ${f.detail}` });
   return lines.sort((a, b) => a.t - b.t).map((line) => `${at(line.t)} ${line.text}`);
 }
 

@@ -3,8 +3,9 @@
 // pids, the executor events and caller outcomes the workers reported). What no evidence
 // explains is UNEXPLAINED, and a run with any fails.
 import { getOrCreate } from './collections.js';
-import type { Evidence, ExecutorEventSeen, RedisFault } from './evidence.js';
+import type { Evidence, ExecutorEventSeen, ServerFault, Stall } from './evidence.js';
 import type { ExecutionRow } from './ledger.js';
+import type { ServerFaultKind, StoreKind } from './options.js';
 
 export const CAUSES = {
   killedMidFn: 'owner SIGKILLed mid-fn (after its ledger row)',
@@ -15,10 +16,36 @@ export const CAUSES = {
   restartLease: 'lease lost while Redis restarted (persistent Redis)',
   unstoredRestart: 'completion not stored: Redis unreachable during a restart (store-failed)',
   unstoredConnection: 'completion not stored: Redis paused / connection killed (store-failed)',
+  unstoredStall: 'completion not stored: the owner stalled past its lease (store-failed)',
   noPersistence: 'Redis restarted without persistence (lease or record lost)',
+  backendKillLease: 'lease lost to a killed PostgreSQL backend (pg_terminate_backend)',
+  backendKillUnstored: 'completion not stored: PostgreSQL backend killed (store-failed)',
+  lockLease: 'lease lost while the records table was locked',
+  lockUnstored: 'completion not stored: records table locked (store-failed)',
+  unreachableLease: 'lease lost while PostgreSQL was unreachable',
+  unreachableUnstored: 'completion not stored: PostgreSQL unreachable (store-failed)',
   unexplained: 'UNEXPLAINED',
 } as const;
 export type Cause = (typeof CAUSES)[keyof typeof CAUSES];
+
+/**
+ * What each server fault explains when its window overlaps an execution: the owner's lease
+ * lost (`lease-lost`), or its completion not stored (`store-failed`). A Redis restart without
+ * persistence is told apart where it is used.
+ */
+const SERVER_FAULT_CAUSES: Record<ServerFaultKind, { leaseLost: Cause; storeFailed: Cause }> = {
+  'client-kill': { leaseLost: CAUSES.connection, storeFailed: CAUSES.unstoredConnection },
+  pause: { leaseLost: CAUSES.connection, storeFailed: CAUSES.unstoredConnection },
+  restart: { leaseLost: CAUSES.restartLease, storeFailed: CAUSES.unstoredRestart },
+  'backend-kill': {
+    leaseLost: CAUSES.backendKillLease,
+    storeFailed: CAUSES.backendKillUnstored,
+  },
+  lock: { leaseLost: CAUSES.lockLease, storeFailed: CAUSES.lockUnstored },
+  unreachable: { leaseLost: CAUSES.unreachableLease, storeFailed: CAUSES.unreachableUnstored },
+};
+
+const SERVER_NAMES: Record<StoreKind, string> = { redis: 'Redis', postgres: 'PostgreSQL' };
 
 export interface Explanation {
   readonly cause: Cause;
@@ -27,28 +54,45 @@ export interface Explanation {
 }
 
 export class Classifier {
-  /** Tokens some caller in the given pid received as a value: that execution's caller settled. */
-  private readonly settledTokensByPid = new Map<number, Set<number>>();
+  /**
+   * Executions (`executionId`) some caller in the given pid received as a value: that
+   * execution's caller settled.
+   */
+  private readonly settledByPid = new Map<number, Set<string>>();
+  private readonly serverName: string;
 
   constructor(
     private readonly evidence: Evidence,
     private readonly persistence: boolean,
+    store: StoreKind,
   ) {
+    this.serverName = SERVER_NAMES[store];
     for (const caller of evidence.callers.values()) {
       if (caller.token === undefined) continue;
-      getOrCreate(this.settledTokensByPid, caller.pid, () => new Set<number>()).add(caller.token);
+      getOrCreate(this.settledByPid, caller.pid, () => new Set<string>()).add(
+        executionId(caller.key, caller.token),
+      );
     }
   }
 
   /** Why `next` ran although `previous` (the key's execution before it) had run. */
   explain(previous: ExecutionRow, next: ExecutionRow): Explanation {
-    const killed = this.killed(previous);
+    const killed = this.killed(previous, next);
     if (killed !== undefined) return killed;
     const lost = firstAfter(this.evidence.leaseLost, previous);
     if (lost !== undefined) return this.leaseLost(previous, lost);
     const failed = firstAfter(this.evidence.storeFailed, previous);
     if (failed !== undefined) return this.storeFailed(previous, failed);
-    const restart = this.evidence.redisFaults.find(
+    // The owner stalled while the next execution took over, and never said so (it was killed
+    // before its completion was refused).
+    const stall = this.stallDuring(previous, next.startedAt);
+    if (stall !== undefined) {
+      return {
+        cause: CAUSES.stall,
+        because: `pid ${stall.pid} stalled ${stall.to === undefined ? '' : `${Math.round(stall.to - stall.from)} ms `}from ${iso(stall.from)}, and the next execution began meanwhile`,
+      };
+    }
+    const restart = this.evidence.serverFaults.find(
       (fault) =>
         fault.kind === 'restart' &&
         fault.from >= previous.writtenAt &&
@@ -71,9 +115,13 @@ export class Classifier {
     };
   }
 
-  private killed(previous: ExecutionRow): Explanation | undefined {
+  private killed(previous: ExecutionRow, next: ExecutionRow): Explanation | undefined {
     const death = this.evidence.deaths.find((d) => d.pid === previous.pid);
     if (death === undefined || death.t < previous.writtenAt) return undefined;
+    // A process that died after the next execution began (say, stalled first and was killed
+    // later) did not cause it: the next one waited for the lease to end, which a death ends only
+    // a good part of a lease later (renewals come every third of one).
+    if ((death.dying?.t ?? death.t) > next.startedAt) return undefined;
     const { dying } = death;
     if (dying !== undefined && dying.key === previous.key && dying.token === previous.token) {
       return {
@@ -82,33 +130,42 @@ export class Classifier {
       };
     }
     // The process died holding the key unless one of its callers received this execution's value.
-    if (this.settledTokensByPid.get(previous.pid)?.has(previous.token) === true) return undefined;
+    const id = executionId(previous.key, previous.token);
+    if (this.settledByPid.get(previous.pid)?.has(id) === true) return undefined;
     return {
       cause: CAUSES.killedInFlight,
       because: `pid ${death.pid} was killed at ${iso(death.t)} before any caller there got this execution's value`,
     };
   }
 
-  private leaseLost(previous: ExecutionRow, lost: ExecutorEventSeen): Explanation {
-    const stall = this.evidence.stalls.find(
+  /** A stall of the execution's own process between its start and `until`. */
+  private stallDuring(previous: ExecutionRow, until: number): Stall | undefined {
+    return this.evidence.stalls.find(
       (s) =>
-        s.pid === previous.pid && overlaps(s.from, s.to ?? Infinity, previous.startedAt, lost.t),
+        s.pid === previous.pid && overlaps(s.from, s.to ?? Infinity, previous.startedAt, until),
     );
+  }
+
+  private leaseLost(previous: ExecutionRow, lost: ExecutorEventSeen): Explanation {
+    const stall = this.stallDuring(previous, lost.t);
     if (stall !== undefined) {
       return {
         cause: CAUSES.stall,
         because: `pid ${stall.pid} stalled ${Math.round((stall.to ?? lost.t) - stall.from)} ms from ${iso(stall.from)}; lease-lost at ${iso(lost.t)}`,
       };
     }
-    const fault = this.redisFaultDuring(previous, lost.t);
+    const fault = this.serverFaultDuring(previous, lost.t);
     if (fault === undefined) {
       return {
         cause: CAUSES.unexplained,
-        because: `lease-lost at ${iso(lost.t)} with no stall or Redis fault around it`,
+        because: `lease-lost at ${iso(lost.t)} with no stall or ${this.serverName} fault around it`,
       };
     }
     if (fault.kind !== 'restart') {
-      return { cause: CAUSES.connection, because: `${fault.kind} ${fault.detail}` };
+      return {
+        cause: SERVER_FAULT_CAUSES[fault.kind].leaseLost,
+        because: `${fault.kind} ${fault.detail}`,
+      };
     }
     return {
       cause: this.persistence ? CAUSES.restartLease : CAUSES.noPersistence,
@@ -117,26 +174,35 @@ export class Classifier {
   }
 
   private storeFailed(previous: ExecutionRow, failed: ExecutorEventSeen): Explanation {
-    const fault = this.redisFaultDuring(previous, failed.t);
+    const fault = this.serverFaultDuring(previous, failed.t);
     if (fault === undefined) {
+      // A stall past the lease: the completion is tried only when the process wakes, its
+      // statements in flight time out at once, and the lease has no time left to retry in.
+      const stall = this.stallDuring(previous, failed.t);
+      if (stall !== undefined) {
+        return {
+          cause: CAUSES.unstoredStall,
+          because: `store-failed at ${iso(failed.t)}; pid ${stall.pid} stalled from ${iso(stall.from)}`,
+        };
+      }
       return {
         cause: CAUSES.unexplained,
-        because: `store-failed at ${iso(failed.t)} with no Redis fault around it`,
+        because: `store-failed at ${iso(failed.t)} with no stall or ${this.serverName} fault around it`,
       };
     }
     return {
-      cause: fault.kind === 'restart' ? CAUSES.unstoredRestart : CAUSES.unstoredConnection,
+      cause: SERVER_FAULT_CAUSES[fault.kind].storeFailed,
       because: `store-failed at ${iso(failed.t)} during ${fault.kind} ${fault.detail}`,
     };
   }
 
   /**
-   * The Redis fault whose window overlaps the execution and hits its process (or every one);
+   * The server fault whose window overlaps the execution and hits its process (or every one);
    * of several, the one that began last before the effect was seen.
    */
-  private redisFaultDuring(previous: ExecutionRow, until: number): RedisFault | undefined {
-    let latest: RedisFault | undefined;
-    for (const fault of this.evidence.redisFaults) {
+  private serverFaultDuring(previous: ExecutionRow, until: number): ServerFault | undefined {
+    let latest: ServerFault | undefined;
+    for (const fault of this.evidence.serverFaults) {
       if (fault.pid !== undefined && fault.pid !== previous.pid) continue;
       if (!overlaps(fault.from, fault.to, previous.startedAt, until)) continue;
       if (latest === undefined || fault.from > latest.from) latest = fault;
@@ -146,11 +212,16 @@ export class Classifier {
 }
 
 /** The first event of the execution's process and key seen after its ledger row. */
-function firstAfter(
+export function firstAfter(
   events: readonly ExecutorEventSeen[],
   row: ExecutionRow,
 ): ExecutorEventSeen | undefined {
   return events.find((e) => e.pid === row.pid && e.key === row.key && e.t >= row.writtenAt);
+}
+
+/** One execution of one key: fencing tokens are unique per key, not across keys. */
+export function executionId(key: string, token: number): string {
+  return `${key}#${token}`;
 }
 
 function overlaps(aFrom: number, aTo: number, bFrom: number, bTo: number): boolean {

@@ -1,7 +1,7 @@
 // Everything the parent learns during a run, kept as evidence for the report: what each caller
 // got, which processes died and how, the faults injected with their times, and the executor
 // events workers saw. The report classifies from this and the ledger, nothing else.
-import type { FaultKind } from './options.js';
+import type { FaultKind, ServerFaultKind } from './options.js';
 import type { WorkerEvent } from './protocol.js';
 
 /** What one caller got, as its worker reported it. */
@@ -28,12 +28,12 @@ export interface Stall {
   to?: number;
 }
 
-/** A fault the parent injected in Redis; it may show its effects until `to`. */
-export interface RedisFault {
-  readonly kind: Extract<FaultKind, 'client-kill' | 'pause' | 'restart'>;
+/** A fault the parent injected in the store's server; it may show its effects until `to`. */
+export interface ServerFault {
+  readonly kind: ServerFaultKind;
   readonly from: number;
   readonly to: number;
-  /** The pid whose connections were killed; undefined when every client was hit. */
+  /** The pid whose connections were killed; undefined when every worker was hit. */
   readonly pid?: number;
   readonly detail: string;
 }
@@ -55,7 +55,7 @@ export class Evidence {
   readonly callers = new Map<number, CallerResult>();
   readonly deaths: Death[] = [];
   readonly stalls: Stall[] = [];
-  readonly redisFaults: RedisFault[] = [];
+  readonly serverFaults: ServerFault[] = [];
   readonly leaseLost: ExecutorEventSeen[] = [];
   readonly storeFailed: ExecutorEventSeen[] = [];
   readonly unhandled: { pid: number; kind: string; message: string }[] = [];
@@ -75,7 +75,7 @@ export class Evidence {
       callers: [...this.callers.values()],
       deaths: this.deaths,
       stalls: this.stalls,
-      redisFaults: this.redisFaults,
+      serverFaults: this.serverFaults,
       leaseLost: this.leaseLost,
       storeFailed: this.storeFailed,
       unhandled: this.unhandled,

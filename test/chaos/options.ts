@@ -1,17 +1,88 @@
-// Command-line options of `npm run chaos`.
+// Command-line options of `npm run chaos`, and the catalogue of faults the harness can inject.
 import { parseArgs } from 'node:util';
 
-export const FAULT_KINDS = [
-  'kill-mid',
-  'kill-after',
-  'stall',
-  'client-kill',
-  'pause',
-  'restart',
-] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+export const STORE_KINDS = ['redis', 'postgres'] as const;
+export type StoreKind = (typeof STORE_KINDS)[number];
+
+/**
+ * Every fault the harness knows, in the order the report lists them. `worker` faults are armed
+ * in a worker and land inside its fn (see worker.ts); `server` faults are run by the parent
+ * against the store's server (redis-faults.ts, postgres-faults.ts). To add one: an entry here,
+ * its injection in the store's fault set, and what it explains in classify.ts.
+ */
+export const FAULTS = [
+  {
+    kind: 'kill-mid',
+    target: 'worker',
+    stores: ['redis', 'postgres'],
+    without: 'no SIGKILL of a worker inside fn',
+  },
+  {
+    kind: 'kill-after',
+    target: 'worker',
+    stores: ['redis', 'postgres'],
+    without: "no SIGKILL between fn's return and the stored completion",
+  },
+  {
+    kind: 'stall',
+    target: 'worker',
+    stores: ['redis', 'postgres'],
+    without: 'no event-loop stall past the lease',
+  },
+  {
+    kind: 'client-kill',
+    target: 'server',
+    stores: ['redis'],
+    without: "no CLIENT KILL of a worker's connections",
+  },
+  { kind: 'pause', target: 'server', stores: ['redis'], without: 'no CLIENT PAUSE' },
+  { kind: 'restart', target: 'server', stores: ['redis'], without: 'no Redis restart' },
+  {
+    kind: 'backend-kill',
+    target: 'server',
+    stores: ['postgres'],
+    without: "no pg_terminate_backend of the workers' connections",
+  },
+  {
+    kind: 'lock',
+    target: 'server',
+    stores: ['postgres'],
+    without: "no LOCK TABLE of the store's table",
+  },
+  {
+    kind: 'unreachable',
+    target: 'server',
+    stores: ['postgres'],
+    without: 'no cut or blackhole of the proxy to PostgreSQL',
+  },
+] as const satisfies readonly {
+  readonly kind: string;
+  readonly target: 'worker' | 'server';
+  readonly stores: readonly StoreKind[];
+  readonly without: string;
+}[];
+
+export type FaultKind = (typeof FAULTS)[number]['kind'];
+export type WorkerFaultKind = Extract<(typeof FAULTS)[number], { target: 'worker' }>['kind'];
+export type ServerFaultKind = Extract<(typeof FAULTS)[number], { target: 'server' }>['kind'];
+export const FAULT_KINDS: readonly FaultKind[] = FAULTS.map((fault) => fault.kind);
+
+/** The faults that apply to `store`, in catalogue order. */
+export function faultsOf(store: StoreKind): FaultKind[] {
+  return FAULTS.filter((fault) => (fault.stores as readonly StoreKind[]).includes(store)).map(
+    (fault) => fault.kind,
+  );
+}
+
+export function isWorkerFault(kind: FaultKind): kind is WorkerFaultKind {
+  return FAULTS.some((fault) => fault.kind === kind && fault.target === 'worker');
+}
 
 export interface ChaosOptions {
+  /** The store the executors run on. */
+  readonly store: StoreKind;
+  /** PostgreSQL only: fn runs in `transactional(store, …)` and writes its ledger row there. */
+  readonly transactional: boolean;
   readonly workers: number;
   readonly keys: number;
   /** Callers per key, dealt to distinct workers while dups <= workers. */
@@ -20,6 +91,7 @@ export interface ChaosOptions {
   readonly concurrency: number;
   /** How many times each enabled fault is injected. */
   readonly rounds: number;
+  /** The enabled faults: those of the store, less the ones turned off. */
   readonly faults: ReadonlySet<FaultKind>;
   readonly persistence: boolean;
   readonly leaseMs: number;
@@ -27,7 +99,7 @@ export interface ChaosOptions {
   readonly storeTimeoutMs: number;
   readonly stallMs: number;
   readonly pauseMs: number;
-  /** How long a restarted Redis stays down. */
+  /** How long a restarted Redis stays down, or PostgreSQL stays unreachable. */
   readonly downMs: number;
   readonly fnMinMs: number;
   readonly fnMaxMs: number;
@@ -40,26 +112,29 @@ export interface ChaosOptions {
   readonly quick: boolean;
 }
 
+const faultFlags = FAULTS.map(
+  (fault) =>
+    `  ${`--no-${fault.kind}`.padEnd(22)}${fault.without}${fault.stores.length === 1 ? ` (${fault.stores[0]})` : ''}\n`,
+).join('');
+
 export const USAGE = `npm run chaos -- [options]
   --quick               2 workers, 2,000 keys, each fault once (for CI; < 60 s)
+  --store S             redis (default) or postgres: the store the executors run on
+  --transactional       postgres: fn runs in transactional(store, …), its ledger row in the
+                        transaction that stores the record
   --workers N           worker processes (default 4)
   --keys N              distinct keys (default 20000)
   --dups N              callers per key, on distinct workers (default 3)
   --concurrency N       callers in flight per worker (default 32)
   --rounds N            injections of each fault (default 3; --quick: 1)
-  --no-kill-mid         no SIGKILL of a worker inside fn
-  --no-kill-after       no SIGKILL between fn's return and the stored completion
-  --no-stall            no event-loop stall past the lease
-  --no-client-kill      no CLIENT KILL of a worker's connections
-  --no-pause            no CLIENT PAUSE
-  --no-restart          no Redis restart
-  --no-persistence      run Redis without AOF (a restart loses every record)
+${faultFlags}  --no-persistence      run Redis without AOF (a restart loses every record)
   --lease-ms N          executor leaseMs (default 2000)
   --wait-timeout-ms N   executor waitTimeoutMs (default 10000)
-  --store-timeout-ms N  executor storeTimeoutMs (default 2000)
+  --store-timeout-ms N  the store's command / query timeout (default 2000)
   --stall-ms N          length of a stall (default 3000)
-  --pause-ms N          length of a CLIENT PAUSE (default 500)
-  --down-ms N           how long Redis stays down in a restart (default 1000)
+  --pause-ms N          length of a CLIENT PAUSE or LOCK TABLE (default 500)
+  --down-ms N           how long Redis stays down in a restart (default 1000), or PostgreSQL
+                        unreachable (default 3000)
   --deadline-ms N       give up on the storm after this long (default 600000; --quick: 50000)
   --pg URL              PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
   --json PATH           also write the report as JSON
@@ -67,24 +142,23 @@ export const USAGE = `npm run chaos -- [options]
 `;
 
 export function parseOptions(argv: readonly string[]): ChaosOptions {
-  const { values } = parseArgs({
+  const parsed = parseArgs({
     args: [...argv],
     strict: true,
     allowNegative: false,
     options: {
       help: { type: 'boolean' },
       quick: { type: 'boolean' },
+      store: { type: 'string' },
+      transactional: { type: 'boolean' },
       workers: { type: 'string' },
       keys: { type: 'string' },
       dups: { type: 'string' },
       concurrency: { type: 'string' },
       rounds: { type: 'string' },
-      'no-kill-mid': { type: 'boolean' },
-      'no-kill-after': { type: 'boolean' },
-      'no-stall': { type: 'boolean' },
-      'no-client-kill': { type: 'boolean' },
-      'no-pause': { type: 'boolean' },
-      'no-restart': { type: 'boolean' },
+      ...Object.fromEntries(
+        FAULTS.map((fault) => [`no-${fault.kind}`, { type: 'boolean' as const }]),
+      ),
       'no-persistence': { type: 'boolean' },
       'lease-ms': { type: 'string' },
       'wait-timeout-ms': { type: 'string' },
@@ -98,12 +172,14 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
       evidence: { type: 'string' },
     },
   });
+  // The fault flags are built from the catalogue: read every value by its name.
+  const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help) {
     process.stdout.write(USAGE);
     process.exit(0);
   }
   const quick = values.quick === true;
-  const int = (name: keyof typeof values, fallback: number, min = 1): number => {
+  const int = (name: string, fallback: number, min = 1): number => {
     const raw = values[name];
     if (raw === undefined) return fallback;
     const value = Number(raw);
@@ -112,9 +188,29 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     }
     return value;
   };
-  const faults = new Set<FaultKind>(FAULT_KINDS.filter((kind) => values[`no-${kind}`] !== true));
+  const store = (values.store ?? 'redis') as StoreKind;
+  if (!STORE_KINDS.includes(store)) {
+    throw new Error(
+      `Expected --store to be one of ${STORE_KINDS.join(', ')}, got ${String(values.store)}`,
+    );
+  }
+  const applicable = faultsOf(store);
+  for (const fault of FAULTS) {
+    if (values[`no-${fault.kind}`] === true && !applicable.includes(fault.kind)) {
+      throw new Error(`--no-${fault.kind} applies to --store ${fault.stores.join(', ')} only`);
+    }
+  }
+  if (values.transactional === true && store !== 'postgres') {
+    throw new Error('--transactional applies to --store postgres only');
+  }
+  if (values['no-persistence'] === true && store !== 'redis') {
+    throw new Error('--no-persistence applies to --store redis only');
+  }
+  const faults = new Set<FaultKind>(applicable.filter((kind) => values[`no-${kind}`] !== true));
   const leaseMs = int('lease-ms', 2_000, 100);
   return {
+    store,
+    transactional: values.transactional === true,
     quick,
     workers: int('workers', quick ? 2 : 4),
     keys: int('keys', quick ? 2_000 : 20_000),
@@ -128,12 +224,12 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     storeTimeoutMs: int('store-timeout-ms', 2_000),
     stallMs: int('stall-ms', Math.round(leaseMs * 1.5)),
     pauseMs: int('pause-ms', 500),
-    downMs: int('down-ms', 1_000, 0),
+    downMs: int('down-ms', store === 'postgres' ? 3_000 : 1_000, 0),
     fnMinMs: 2,
     fnMaxMs: 10,
     deadlineMs: int('deadline-ms', quick ? 50_000 : 600_000),
-    pgUrl: values.pg ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    json: values.json,
-    evidence: values.evidence,
+    pgUrl: (values.pg as string | undefined) ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    json: values.json as string | undefined,
+    evidence: values.evidence as string | undefined,
   };
 }

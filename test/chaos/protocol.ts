@@ -2,11 +2,24 @@
 // worker's stdin, events on its stdout. Every event that is evidence for the report carries the
 // wall-clock time it happened (ms since the epoch, sub-ms precision, see `now()`).
 
+/** The store a worker's executor runs on. */
+export type WorkerStoreConfig =
+  | { readonly kind: 'redis'; readonly url: string }
+  | {
+      readonly kind: 'postgres';
+      /** The records' database, through the harness's TCP proxy. */
+      readonly url: string;
+      readonly table: string;
+      /** fn runs in `transactional(store, …)` and writes its ledger row in that transaction. */
+      readonly transactional: boolean;
+    };
+
 /** What a worker is told at start-up (its argv[2], as JSON). */
 export interface WorkerConfig {
   /** The worker's slot: a replacement for a killed worker takes the same slot. */
   readonly slot: number;
-  readonly redisUrl: string;
+  readonly store: WorkerStoreConfig;
+  /** The execution log's database, reached directly (no fault touches it). */
   readonly pgUrl: string;
   readonly namespace: string;
   /** Callers per key: caller id `i` calls key `k${Math.floor(i / dups)}`. */
@@ -16,6 +29,8 @@ export interface WorkerConfig {
   readonly storeTimeoutMs: number;
   /** How many callers the worker keeps in flight at once. */
   readonly concurrency: number;
+  /** How long a lane waits after a caller got IDEMPOTENCY_STORE_UNAVAILABLE; 0: not at all. */
+  readonly unavailableBackoffMs: number;
   /** fn sleeps a random time in [fnMinMs, fnMaxMs] before it writes its ledger row. */
   readonly fnMinMs: number;
   readonly fnMaxMs: number;
@@ -88,4 +103,12 @@ export function now(): number {
 /** The key caller `id` calls. */
 export function keyOfCaller(id: number, dups: number): string {
   return `k${Math.floor(id / dups)}`;
+}
+
+/**
+ * The name a worker gives its store connections (Redis `connectionName`, PostgreSQL
+ * `application_name`), by which the parent finds them to kill them.
+ */
+export function workerName(slot: number, pid: number): string {
+  return `chaos-w${slot}-${pid}`;
 }

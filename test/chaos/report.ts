@@ -11,11 +11,11 @@ export function formatReport(
   const line = (text = '') => out.push(text);
   const row = (label: string, value: unknown) => line(`  ${label.padEnd(58)} ${String(value)}`);
 
-  line('chaos report');
+  line(options.store === 'redis' ? 'chaos report' : `chaos report: ${storeLabel(options)}`);
   line(
     `  ${options.workers} workers x ${options.concurrency} in flight, ${options.keys} keys x ${options.dups} callers, ` +
       `leaseMs ${options.leaseMs}, waitTimeoutMs ${options.waitTimeoutMs}, stall ${options.stallMs} ms, ` +
-      `Redis ${options.persistence ? 'AOF appendfsync always' : 'without persistence'}`,
+      serverLabel(options),
   );
   line(
     `  storm ${(timing.stormMs / 1000).toFixed(1)} s, whole run ${(timing.totalMs / 1000).toFixed(1)} s`,
@@ -37,6 +37,17 @@ export function formatReport(
   row('re-executions (executions beyond the first of a key)', figures.reExecutions);
   for (const [cause, count] of Object.entries(figures.reExecutionsByCause)) {
     row(`  ${cause}`, `${count} (min gap ${figures.minGapMsByCause[cause]} ms)`);
+  }
+  const { ledger } = figures;
+  if (ledger !== undefined) {
+    line();
+    line('ledger (rows fn wrote inside its transaction; committed with the record or not at all)');
+    row('ledger rows committed', ledger.rows);
+    row('keys with one ledger row', ledger.keysWithOneRow);
+    row('keys run with no ledger row (every execution rolled back)', ledger.keysWithoutRow);
+    row('keys run more than once, with one ledger row', ledger.keysRunAgainWithOneRow);
+    row('executions rolled back (no ledger row)', ledger.executionsRolledBack);
+    row('values given after a COMMIT in doubt (store-failed), no ledger row', ledger.valuesInDoubt);
   }
   line();
   line('callers');
@@ -61,9 +72,13 @@ export function formatReport(
     leakedHandles: 'handles left open at worker exit',
     unexpectedWorkerExits: 'workers that died of something else than a fault',
     faultsNotLanded: 'enabled faults that never landed',
+    duplicateLedgerRows: 'duplicate ledger rows (committed rows beyond one per key)',
+    valuesWithoutLedgerRow: "values whose execution's ledger row did not commit",
+    leaseLostButCommitted: 'LEASE_LOST callers whose ledger row committed',
   };
   for (const [name, label] of Object.entries(labels)) {
     const value = figures.mustBeZero[name as keyof typeof labels];
+    if (value === undefined) continue;
     row(label, value === 0 ? '0' : `${value}   <-- FAIL`);
   }
   const failing = Object.entries(figures.details);
@@ -86,6 +101,22 @@ export function formatReport(
   line();
   line(passed(figures) ? 'PASS' : 'FAIL');
   return out.join('\n');
+}
+
+function storeLabel(options: ChaosOptions): string {
+  if (options.store === 'redis') return 'Redis';
+  return options.transactional ? 'PostgreSQL, transactional' : 'PostgreSQL';
+}
+
+function serverLabel(options: ChaosOptions): string {
+  if (options.store === 'redis') {
+    return `Redis ${options.persistence ? 'AOF appendfsync always' : 'without persistence'}`;
+  }
+  return `PostgreSQL through the harness's proxy, down ${options.downMs} ms, ${
+    options.transactional
+      ? 'fn in transactional(store, …), its ledger row in the transaction'
+      : 'plain fn (ledger row committed at once)'
+  }`;
 }
 
 export function passed(figures: ChaosFigures): boolean {

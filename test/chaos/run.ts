@@ -1,12 +1,11 @@
-// `npm run chaos`: a storm of duplicate calls across worker processes sharing a Redis of the
-// harness's own, with faults injected at random moments, checked against a ledger of every
-// execution kept in PostgreSQL. See docs/chaos.md.
+// `npm run chaos`: a storm of duplicate calls across worker processes sharing a store (a Redis
+// of the harness's own, or PostgreSQL through a proxy of its own), with faults injected at
+// random moments, checked against a ledger of every execution kept in PostgreSQL. See
+// docs/chaos.md.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { OwnRedisServer } from '../helpers/redis.js';
+import { writeFile } from 'node:fs/promises';
 import { analyse } from './analyse.js';
+import { type ChaosBackend, startBackend } from './backends.js';
 import { Evidence } from './evidence.js';
 import { FaultInjector } from './faults.js';
 import { LedgerDatabase } from './ledger.js';
@@ -17,19 +16,14 @@ import { Storm } from './storm.js';
 
 async function main(options: ChaosOptions): Promise<boolean> {
   const started = Date.now();
-  const redisDir = await mkdtemp(join(tmpdir(), 'chaos-redis-'));
-  const persistence = options.persistence
-    ? ['--appendonly', 'yes', '--appendfsync', 'always']
-    : ['--appendonly', 'no'];
-  const server = await OwnRedisServer.start([...persistence, '--dir', redisDir]);
-  const ledger = await LedgerDatabase.create(options.pgUrl).catch(async (error: unknown) => {
-    await server.stop();
-    throw error;
-  });
+  const ledger = await LedgerDatabase.create(options.pgUrl);
   const evidence = new Evidence();
+  let backend: ChaosBackend | undefined;
   let storm: Storm | undefined;
   let injector: FaultInjector | undefined;
   try {
+    backend = await startBackend(options, ledger);
+    const { workerStore, unavailableBackoffMs } = backend;
     const namespace = `chaos-${randomBytes(4).toString('hex')}`;
     const schedule = buildSchedule(
       options.keys,
@@ -40,7 +34,8 @@ async function main(options: ChaosOptions): Promise<boolean> {
     storm = new Storm(
       (slot) => ({
         slot,
-        redisUrl: server.url,
+        store: workerStore,
+        unavailableBackoffMs,
         pgUrl: ledger.url,
         namespace,
         dups: options.dups,
@@ -54,9 +49,9 @@ async function main(options: ChaosOptions): Promise<boolean> {
       schedule,
       evidence,
     );
-    injector = new FaultInjector(options, storm, server, evidence);
+    injector = new FaultInjector(options, storm, await backend.faults(storm), evidence);
     progress(
-      `chaos: ${storm.callerCount} callers on ${options.workers} workers, db ${ledger.name}`,
+      `chaos: ${storm.callerCount} callers on ${options.workers} workers, ${options.store}, db ${ledger.name}`,
     );
     await storm.start();
     const done = await storm.settled(options.deadlineMs);
@@ -64,10 +59,11 @@ async function main(options: ChaosOptions): Promise<boolean> {
     await injector.close();
     await storm.finish();
     const rows = await ledger.rows();
+    const ledgerRows = options.transactional ? await ledger.ledgerRows() : undefined;
     if (options.evidence !== undefined) {
-      await writeFile(options.evidence, JSON.stringify({ rows, ...evidence.toJSON() }));
+      await writeFile(options.evidence, JSON.stringify({ rows, ledgerRows, ...evidence.toJSON() }));
     }
-    const figures = analyse(options, rows, evidence);
+    const figures = analyse(options, rows, evidence, ledgerRows);
     const timing = {
       totalMs: Date.now() - started,
       stormMs: (evidence.stormEnd || Date.now()) - evidence.stormStart,
@@ -81,9 +77,8 @@ async function main(options: ChaosOptions): Promise<boolean> {
   } finally {
     await injector?.close().catch(() => {});
     await storm?.finish().catch(() => {});
-    await server.stop();
+    await backend?.close().catch((error: unknown) => progress(`chaos: could not stop: ${error}`));
     await ledger.drop().catch((error: unknown) => progress(`chaos: could not drop: ${error}`));
-    await rm(redisDir, { recursive: true, force: true });
   }
 }
 

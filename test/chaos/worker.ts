@@ -2,12 +2,12 @@
 // ledger row from every execution of fn, lands the faults the parent arms, and reports every
 // caller's outcome. Started by run.ts; see protocol.ts for what it reads and prints.
 import { createInterface } from 'node:readline';
-import { Redis } from 'ioredis';
+import type { PoolClient } from 'pg';
 import { recordKeyOf } from '../../src/core/keys.js';
 import { ErrorCode, IdempotentExecutor, type RunContext } from '../../src/index.js';
-import { RedisStore } from '../../src/store/redis/redis-store.js';
+import { transactional } from '../../src/store/postgres/index.js';
 import { CompletionTrapStore } from './completion-trap.js';
-import { LedgerWriter } from './ledger.js';
+import { LedgerWriter, writeLedgerRow } from './ledger.js';
 import {
   type ArmedFault,
   type ChaosValue,
@@ -16,7 +16,9 @@ import {
   type WorkerCommand,
   type WorkerConfig,
   type WorkerEvent,
+  workerName,
 } from './protocol.js';
+import { openWorkerStore } from './worker-store.js';
 
 const baseline = process.getActiveResourcesInfo();
 const config = JSON.parse(process.argv[2] ?? '') as WorkerConfig;
@@ -28,11 +30,22 @@ function print(event: WorkerEvent): void {
 }
 
 process.on('unhandledRejection', (reason) => {
-  print({ ev: 'unhandled', kind: 'unhandledRejection', message: String(reason) });
+  print({ ev: 'unhandled', kind: 'unhandledRejection', message: describe(reason) });
 });
 process.on('uncaughtException', (error) => {
-  print({ ev: 'unhandled', kind: 'uncaughtException', message: String(error) });
+  print({ ev: 'unhandled', kind: 'uncaughtException', message: describe(error) });
 });
+
+/** The error and where it came from, on one line. */
+function describe(error: unknown): string {
+  const stack = (error as Error | undefined)?.stack;
+  if (typeof stack !== 'string') return String(error);
+  return stack
+    .split('\n')
+    .slice(0, 4)
+    .map((line) => line.trim())
+    .join(' / ');
+}
 
 const armed: ArmedFault[] = [];
 /** Record keys whose completion this process must not live to store. */
@@ -40,12 +53,8 @@ const doomed = new Map<string, { key: string; token: number }>();
 /** Each key's latest execution here, to tie a LEASE_LOST to the execution it refused. */
 const ownTokens = new Map<string, number>();
 
-// Configured as a user would hand it over. The name lets the parent find (and CLIENT KILL)
-// this process's connections: duplicate() hands it to every connection the store opens.
-const client = new Redis(config.redisUrl, { connectionName: `chaos-w${config.slot}-${pid}` });
-client.on('error', () => {});
-const redisStore = new RedisStore({ redis: client, commandTimeoutMs: config.storeTimeoutMs });
-const store = new CompletionTrapStore(redisStore, (recordKey) => {
+const backend = openWorkerStore(config.store, workerName(config.slot, pid), config.storeTimeoutMs);
+const store = new CompletionTrapStore(backend.store, (recordKey) => {
   const victim = doomed.get(recordKey);
   if (victim === undefined) return;
   print({ ev: 'dying', phase: 'after-fn', key: victim.key, token: victim.token, t: now() });
@@ -57,19 +66,33 @@ const executor = new IdempotentExecutor({
   leaseMs: config.leaseMs,
   waitTimeoutMs: config.waitTimeoutMs,
   // shouldCacheError left at its default, as users do: a store error escaping fn
-  // (fencingToken() while Redis restarts) is one of the transient errors never kept.
+  // (fencingToken() while Redis restarts) is one of the transient errors never kept. An error
+  // of fn's own transaction (its connection killed) is fn's error, and is kept.
   onEvent: (event) => {
     if (event.type === 'lease-lost' || event.type === 'store-failed') {
       print({ ev: event.type, key: event.key, t: now() });
     }
   },
 });
-const ledger = new LedgerWriter(config.pgUrl, Math.min(config.concurrency, 8));
+// On PostgreSQL the log shares the server with the store: fewer connections, and a name of its
+// own, so no fault aimed at the worker's connections hits it.
+const ledger =
+  config.store.kind === 'redis'
+    ? new LedgerWriter(config.pgUrl, Math.min(config.concurrency, 8))
+    : new LedgerWriter(config.pgUrl, 4, 'chaos-ledger');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function fn(ctx: RunContext): Promise<ChaosValue> {
-  const startedAt = now();
+/**
+ * One execution: take the fencing token, work a little, log the execution; in the
+ * transactional mode also write the ledger row in fn's transaction (`tx`). Then land the fault
+ * armed here, if any.
+ */
+async function body(
+  ctx: RunContext,
+  tx: PoolClient | undefined,
+  startedAt: number,
+): Promise<ChaosValue> {
   const token = await ctx.fencingToken();
   ownTokens.set(ctx.key, token);
   await sleep(config.fnMinMs + Math.random() * (config.fnMaxMs - config.fnMinMs));
@@ -81,6 +104,7 @@ async function fn(ctx: RunContext): Promise<ChaosValue> {
     startedAt,
     writtenAt: now(),
   });
+  if (tx !== undefined) await writeLedgerRow(tx, { key: ctx.key, pid, token });
   const fault = armed.shift();
   if (fault?.kind === 'kill-mid') {
     print({ ev: 'dying', phase: 'mid-fn', key: ctx.key, token, t: now() });
@@ -98,12 +122,25 @@ async function fn(ctx: RunContext): Promise<ChaosValue> {
   return { key: ctx.key, token };
 }
 
-async function call(id: number): Promise<void> {
+const transactionalStore =
+  config.store.kind === 'postgres' && config.store.transactional ? backend.postgres : undefined;
+
+function fn(ctx: RunContext): Promise<ChaosValue> {
+  // Taken before transactional()'s own fencing-token call and BEGIN: a key's executions are
+  // ordered by when they began, and a process may stall between the two.
+  const startedAt = now();
+  if (transactionalStore === undefined) return body(ctx, undefined, startedAt);
+  return transactional(transactionalStore, (inner, tx) => body(inner, tx, startedAt))(ctx);
+}
+
+/** Runs caller `id` and reports what it got; resolves with the error's code, if any. */
+async function call(id: number): Promise<string | undefined> {
   const key = keyOfCaller(id, config.dups);
   const t0 = now();
   try {
     const value = (await executor.run(key, fn)) as ChaosValue;
     print({ ev: 'settled', id, key, pid, t0, t1: now(), token: value.token });
+    return undefined;
   } catch (error) {
     const code = String((error as { code?: unknown }).code ?? (error as Error).name);
     const ownToken = code === ErrorCode.LEASE_LOST ? ownTokens.get(key) : undefined;
@@ -117,6 +154,7 @@ async function call(id: number): Promise<void> {
       code,
       ...(ownToken === undefined ? {} : { ownToken }),
     });
+    return code;
   }
 }
 
@@ -125,7 +163,12 @@ async function storm(callers: readonly number[]): Promise<void> {
   const lane = async () => {
     while (next < callers.length) {
       const id = callers[next++] as number;
-      await call(id);
+      const code = await call(id);
+      // A client backing off: without it a store that refuses at once would burn through the
+      // schedule while it is away, and leave no calls for the faults planned after.
+      if (code === ErrorCode.STORE_UNAVAILABLE && config.unavailableBackoffMs > 0) {
+        await sleep(config.unavailableBackoffMs);
+      }
     }
   };
   await Promise.all(Array.from({ length: config.concurrency }, lane));
@@ -138,7 +181,7 @@ async function finish(): Promise<void> {
   finishing = true;
   await executor.close();
   await store.close();
-  client.disconnect();
+  await backend.close();
   await ledger.close();
   input.close();
   process.stdin.destroy();

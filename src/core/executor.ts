@@ -1,5 +1,5 @@
-import { recordKeyOf } from '../store/redis/key-layout.js';
 import type { RedisConnection } from '../store/redis/connection.js';
+import { recordKeyOf } from '../store/redis/key-layout.js';
 import { RedisStore } from '../store/redis/redis-store.js';
 import { isStoreDataError, type Lease, type Store, type Subscription } from '../store/store.js';
 import { type CallSettings, EMPTY_OPTIONS, resolveSettings } from './call-settings.js';

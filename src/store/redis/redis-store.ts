@@ -9,11 +9,11 @@ import {
   StoreDataError,
   type Subscription,
 } from '../store.js';
-import type { RedisConnection as RedisClient } from './connection.js';
 import { CLOSABLE_CONNECTION_OPTIONS, closeCluster, closeConnection } from './close-connection.js';
 import { connectToNode } from './cluster-nodes.js';
 import { clusterOperation } from './cluster-operation.js';
 import { ClusterSubscriber } from './cluster-subscriber.js';
+import type { RedisConnection as RedisClient } from './connection.js';
 import { defineScript, type ScriptCaller } from './define-script.js';
 import { channelOf } from './key-layout.js';
 import { keySlot } from './key-slot.js';

@@ -23,6 +23,8 @@ export class Storm {
   private finishing = false;
   private readonly progressListeners = new Set<(settled: number, total: number) => void>();
   private readonly replacements = new Set<Promise<void>>();
+  /** Set when a worker died before it was ready: it cannot start, and the run cannot go on. */
+  private startFailure: Error | undefined;
 
   constructor(
     private readonly configFor: (slot: number) => WorkerConfig,
@@ -48,6 +50,7 @@ export class Storm {
   /** Waits until every worker is ready, then starts them all at once. */
   async start(): Promise<void> {
     await Promise.all(this.slots.map((slot) => slot.ready));
+    if (this.startFailure !== undefined) throw this.startFailure;
     this.evidence.stormStart = Date.now();
     for (const slot of this.slots) {
       slot.worker.send({ cmd: 'start', callers: slot.callers });
@@ -59,6 +62,7 @@ export class Storm {
   async settled(deadlineMs: number): Promise<boolean> {
     const deadline = Date.now() + deadlineMs;
     while (this.evidence.callers.size < this.total) {
+      if (this.startFailure !== undefined) throw this.startFailure;
       if (Date.now() > deadline) {
         this.evidence.hung = this.allCallers().filter((id) => !this.evidence.callers.has(id));
         return false;
@@ -103,9 +107,13 @@ export class Storm {
   }
 
   private spawn(slot: Slot): void {
+    let ready = false;
     let markReady = () => {};
     slot.ready = new Promise((resolve) => {
-      markReady = resolve;
+      markReady = () => {
+        ready = true;
+        resolve();
+      };
     });
     const worker = new WorkerProcess(this.configFor(slot.index), (event) =>
       this.handle(slot, worker, event, markReady),
@@ -115,6 +123,15 @@ export class Storm {
     slot.armed = [];
     delete slot.last;
     void worker.ended.then((end) => {
+      if (!ready) {
+        // It died before it could run anything, so it cannot start (a replacement would die the
+        // same way): fail the run rather than wait for it forever.
+        this.startFailure ??= new Error(
+          `worker ${worker.pid} exited before it was ready (code ${end.code}, signal ${end.signal}): ${worker.stderr}`,
+        );
+        markReady();
+        return;
+      }
       if (this.finishing && end.signal === null) return;
       const death = {
         slot: slot.index,

@@ -1,6 +1,6 @@
+import type { Attributes } from '@opentelemetry/api';
 import type { RedisClient } from '../store/redis/client.js';
 import type { Store } from '../store/store.js';
-import { InvalidOptionError } from './errors.js';
 import type { ErrorClass } from './record-codec.js';
 
 /** Options of {@link IdempotentExecutor}. Give exactly one of `redis` and `store`. */
@@ -94,6 +94,16 @@ export interface RunOptions {
   readonly leaseMs?: number;
   readonly waitTimeoutMs?: number;
   readonly shouldCacheError?: (error: unknown) => boolean;
+  /**
+   * Attributes added to this call's `idempotency.run` span when one records (an OpenTelemetry
+   * SDK is registered and the span is sampled); the adapters put their conventions' names here.
+   */
+  readonly attributes?: Attributes | (() => Attributes);
+  /**
+   * Attributes of the call's value (executed or replayed) added to its span before it ends, e.g.
+   * an HTTP status. Only called when the span records; what it throws is ignored.
+   */
+  readonly resultAttributes?: (value: unknown) => Attributes | undefined;
 }
 
 /** What the executor reports through `onEvent`. */
@@ -138,23 +148,4 @@ export const defaultOptions = Object.freeze({
 /** The smallest lease accepted, ms: below it renewals could not keep up with round trips. */
 export const MIN_LEASE_MS = 100;
 
-export function positiveInteger(name: string, value: unknown, min = 1): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(
-      name,
-      min === 1 ? 'a positive integer' : `an integer of at least ${min}`,
-      value,
-    );
-  }
-  return value;
-}
-
-export function optionalFunction<F extends Function>(
-  name: string,
-  value: F | undefined,
-  fallback: F,
-): F {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'function') throw new InvalidOptionError(name, 'a function', value);
-  return value;
-}
+export { optionalFunction, positiveInteger } from '../option-checks.js';

@@ -342,6 +342,34 @@ describe('PostgresStore', () => {
       assert.deepEqual(await payments(), [{ order_id: 'order-12', amount: 1 }]);
     });
 
+    it("does not cache fn's error when its transaction's own connection was lost: the key is freed and the next call runs fn", async () => {
+      const executor = executorOn(store);
+      let calls = 0;
+      const pay = transactional(store, async (ctx, client) => {
+        calls++;
+        await client.query(`INSERT INTO "${schemaOf(store)}".payments VALUES ($1, 1)`, [ctx.key]);
+        if (calls === 1) {
+          const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+          await pool.query('SELECT pg_terminate_backend($1)', [rows[0]?.pid]);
+          // fn's next statement fails on the lost connection (57P01 or a connection error).
+          await client.query('SELECT 1');
+        }
+        return 'paid';
+      });
+
+      const lost = await executor.run('order-13', pay).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const inspected = await executor.inspect('order-13');
+      const retried = await executorOn(store).run('order-13', pay);
+
+      assert.equal((lost as { code?: unknown }).code, 'IDEMPOTENCY_STORE_UNAVAILABLE');
+      assert.deepEqual(inspected, { state: 'absent' });
+      assert.equal(retried, 'paid');
+      assert.deepEqual(await payments(), [{ order_id: 'order-13', amount: 1 }]);
+    });
+
     it('refuses to run on an executor whose store is another one', async () => {
       const executor = new IdempotentExecutor({ store: new MemoryStore(), namespace: 'unit' });
       closing.push(() => executor.close());

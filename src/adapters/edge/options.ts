@@ -1,4 +1,5 @@
 import { type IdempotentExecutor, InvalidOptionError } from '../../index.js';
+import { positiveInteger } from '../../option-checks.js';
 
 /** @throws InvalidOptionError unless `options` is an object. */
 export function assertOptionsObject(
@@ -26,24 +27,7 @@ export function assertExecutor(executor: unknown): asserts executor is Idempoten
 
 /** `value`, or `fallback` when undefined. @throws InvalidOptionError unless a safe integer ≥ min. */
 export function integerOption(name: string, value: unknown, fallback: number, min = 1): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(
-      name,
-      min === 1 ? 'a positive integer' : `an integer of at least ${min}`,
-      value,
-    );
-  }
-  return value;
+  return value === undefined ? fallback : positiveInteger(name, value, min);
 }
 
-/** `value`, or `fallback` when undefined. @throws InvalidOptionError unless a function. */
-export function functionOption<F extends Function>(
-  name: string,
-  value: F | undefined,
-  fallback: F,
-): F {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'function') throw new InvalidOptionError(name, 'a function', value);
-  return value;
-}
+export { optionalFunction as functionOption } from '../../option-checks.js';

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Client, Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
-import { InvalidOptionError } from '../../core/errors.js';
+import { InvalidOptionError, StoreUnavailableError } from '../../core/errors.js';
 import { newLeaseToken } from '../lease-token.js';
 import {
   type EntryState,
@@ -408,7 +408,16 @@ export class PostgresLease implements Lease {
     } catch (error) {
       if (this.pending === pending) {
         this.pending = undefined;
-        await rollBack(client);
+        if (!(await rollBack(client))) {
+          // The transaction's own connection is gone (a killed backend, a cut network): fn's
+          // error says nothing about its work, and its writes died with the connection. A
+          // transient library error is never cached, so the next call runs fn again.
+          throw new StoreUnavailableError(
+            `The connection of the transaction of key "${this.key}" was lost; its writes were rolled back`,
+            this.key,
+            { cause: error },
+          );
+        }
       }
       throw error;
     }
@@ -493,13 +502,16 @@ function listenedWhileHeld(client: PoolClient): PoolClient {
 }
 
 /** Rolls back and returns the client; a client that cannot even roll back is destroyed. */
-async function rollBack(client: PoolClient): Promise<void> {
+/** Rolls back and returns the client: true; a client that cannot even roll back is destroyed: false. */
+async function rollBack(client: PoolClient): Promise<boolean> {
   try {
     await client.query('ROLLBACK');
     client.release();
+    return true;
   } catch (error) {
     // Ending the connection rolls the transaction back on the server.
     client.release(error instanceof Error ? error : true);
+    return false;
   }
 }
 

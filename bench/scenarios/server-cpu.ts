@@ -2,7 +2,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import { Redis } from 'ioredis';
 import { IdempotentExecutor } from '../../src/index.js';
 import { hasSetIfeq } from '../../src/store/redis/redis-lease.js';
-import { OwnValkeyServer } from '../../test/helpers/valkey.js';
+import { startOwnValkeyServer } from '../../test/helpers/valkey.js';
 import { type BenchContext, freshNamespace, payload } from '../lib/context.js';
 import { EXECUTOR_CONNECTION, floorRun, serverCpuMicros } from '../lib/floor.js';
 import { drive } from '../lib/load.js';
@@ -25,7 +25,7 @@ interface Measured {
  */
 export async function serverCpu(context: BenchContext, results: Results): Promise<void> {
   await measureServer(context, results, 'redis', context.redisUrl, context.admin);
-  const valkey = await OwnValkeyServer.start();
+  const valkey = await startOwnValkeyServer();
   const admin = new Redis(valkey.url);
   try {
     const version = /valkey_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? '?';

@@ -38,17 +38,24 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A redis-server this test owns: it can be stopped, killed and restarted on the same port. */
+/**
+ * A redis-server this test owns: it can be stopped, killed and restarted on the same port.
+ * `binary` runs another server of the protocol instead (valkey-server: test/helpers/valkey.ts).
+ */
 export class OwnRedisServer {
   private process: ChildProcess | undefined;
 
   private constructor(
     readonly port: number,
     private readonly extraArgs: readonly string[],
+    private readonly binary: string,
   ) {}
 
-  static async start(extraArgs: readonly string[] = []): Promise<OwnRedisServer> {
-    const server = new OwnRedisServer(await freePort(), extraArgs);
+  static async start(
+    extraArgs: readonly string[] = [],
+    binary = 'redis-server',
+  ): Promise<OwnRedisServer> {
+    const server = new OwnRedisServer(await freePort(), extraArgs, binary);
     await server.startProcess();
     return server;
   }
@@ -63,7 +70,7 @@ export class OwnRedisServer {
 
   async startProcess(): Promise<void> {
     this.process = spawn(
-      'redis-server',
+      this.binary,
       [
         '--port',
         String(this.port),
@@ -77,22 +84,7 @@ export class OwnRedisServer {
       ],
       { stdio: 'ignore' },
     );
-    await waitUntil(async () => {
-      const probe = new Redis(this.url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => {});
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    }, 10_000);
+    await waitUntil(() => answersPing(this.port), 10_000);
   }
 
   /** Stops the server by pid and waits for it to exit. */
@@ -103,6 +95,26 @@ export class OwnRedisServer {
     child.kill(signal);
     await exited;
     this.process = undefined;
+  }
+}
+
+/** Whether a server on `port` (127.0.0.1) answers PING now; never retries. */
+export async function answersPing(port: number): Promise<boolean> {
+  const probe = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
   }
 }
 

@@ -1,9 +1,8 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { freePort, waitUntil } from './redis.js';
+import { OwnRedisServer } from './redis.js';
 
 /** The Valkey the tests run for `SET … IFEQ`: built by test/tools/valkey.sh. */
 export const VALKEY_VERSION = '8.1.1';
@@ -32,48 +31,6 @@ export function valkeyServerPath(): string {
 }
 
 /** A valkey-server this test owns, on a free port, stopped by pid. */
-export class OwnValkeyServer {
-  private constructor(
-    readonly port: number,
-    private readonly child: ChildProcess,
-  ) {}
-
-  static async start(): Promise<OwnValkeyServer> {
-    const port = await freePort();
-    const child = spawn(
-      valkeyServerPath(),
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' },
-    );
-    const server = new OwnValkeyServer(port, child);
-    await waitUntil(async () => {
-      const probe = new Redis(server.url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => {});
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    }, 10_000);
-    return server;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async stop(): Promise<void> {
-    const { child } = this;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  }
+export function startOwnValkeyServer(): Promise<OwnRedisServer> {
+  return OwnRedisServer.start([], valkeyServerPath());
 }

@@ -16,7 +16,7 @@ import {
   uniqueNamespace,
   waitUntil,
 } from '../helpers/redis.js';
-import { OwnValkeyServer } from '../helpers/valkey.js';
+import { startOwnValkeyServer } from '../helpers/valkey.js';
 
 function asLease(claimed: Lease | Uint8Array | null): Lease {
   assert.ok(claimed !== null && !(claimed instanceof Uint8Array), 'expected a lease');
@@ -35,13 +35,13 @@ describe('completion mode detection', () => {
 
 for (const target of ['valkey 8.1', 'redis 7.0'] as const) {
   describe(`completion on ${target}`, () => {
-    let server: OwnValkeyServer | OwnRedisServer;
+    let server: OwnRedisServer;
     let admin: Redis;
     const expected = target === 'valkey 8.1' ? 'ifeq' : 'script';
 
     before(async () => {
       server =
-        target === 'valkey 8.1' ? await OwnValkeyServer.start() : await OwnRedisServer.start();
+        target === 'valkey 8.1' ? await startOwnValkeyServer() : await OwnRedisServer.start();
       admin = new Redis(server.url);
     });
     after(async () => {

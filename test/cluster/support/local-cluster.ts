@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, type ClusterOptions, Redis } from 'ioredis';
-import { freePort, waitUntil } from '../../helpers/redis.js';
+import { answersPing, freePort, waitUntil } from '../../helpers/redis.js';
 
 const run = promisify(execFile);
 
@@ -295,28 +295,7 @@ async function startNode(root: string, nodeTimeoutMs: number): Promise<ClusterNo
 }
 
 async function waitForPing(port: number): Promise<void> {
-  await waitUntil(
-    async () => {
-      const probe = new Redis({
-        port,
-        host: '127.0.0.1',
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => {});
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    },
-    10_000,
-    50,
-  );
+  await waitUntil(() => answersPing(port), 10_000, 50);
 }
 
 async function killProcess(child: ChildProcess): Promise<void> {

@@ -1,12 +1,9 @@
-import { recordKeyOf } from '../core/keys.js';
+import { CHANNEL_SUFFIX, recordKeyOf } from '../store/redis/key-layout.js';
 
 /**
- * The Redis names the tool reads, derived from the executor's own `recordKeyOf` (the layout is
- * `<namespace>:{<key>}`, `%`, `{` and `}` escaped in both parts). Next to each record key, in the
- * same hash slot, the Redis store keeps `<record key>:fence` (the fencing counter) and publishes
- * on `<record key>:done` (see `channelOf` in src/store/redis/redis-store.ts).
+ * The patterns and reverse look-ups the tool needs, derived from the Redis store's own key
+ * layout (src/store/redis/key-layout.ts), so they cannot drift from what the store writes.
  */
-const CHANNEL_SUFFIX = ':done';
 
 /** The record key's prefix for `namespace`: `<escaped namespace>:{`. */
 export function namespacePrefix(namespace: string): string {
@@ -27,10 +24,6 @@ export function namespacePattern(namespace: string): string {
 /** The PSUBSCRIBE pattern of every key channel of `namespace`. */
 export function channelPattern(namespace: string): string {
   return `${escapeGlob(namespacePrefix(namespace))}*}${CHANNEL_SUFFIX}`;
-}
-
-export function channelOf(recordKey: string): string {
-  return recordKey + CHANNEL_SUFFIX;
 }
 
 /**

@@ -1,6 +1,9 @@
 import { createInterface } from 'node:readline/promises';
 import { IdempotentExecutor } from '../../core/executor.js';
 import { recordKeyOf } from '../../core/keys.js';
+import { defineScript } from '../../store/redis/define-script.js';
+import { channelOf } from '../../store/redis/key-layout.js';
+import { ReleaseReply, releaseScript } from '../../store/redis/scripts/release.js';
 import { isLeaseToken } from '../../store/store.js';
 import {
   type CommandContext,
@@ -13,8 +16,6 @@ import {
 } from '../context.js';
 import { formatDuration } from '../display.js';
 import { codec } from '../entry.js';
-import { ForceReleaseReply, forceReleaseCaller } from '../force-release.js';
-import { channelOf } from '../key-names.js';
 
 type ForgetResult = 'deleted' | 'absent' | 'lease-released';
 
@@ -78,7 +79,10 @@ async function forget(context: CommandContext, key: string): Promise<ForgetResul
     );
   }
   if (!args.yes) await confirm(io, key, expires);
-  const release = forceReleaseCaller(connection.client);
+  // The store's own release, with the token the operator saw: a newer lease or a record written
+  // since is never deleted, and waiters are told at once (they claim instead of waiting out the
+  // lease). A live owner finds its token gone: its ctx.signal aborts, it gets LEASE_LOST.
+  const release = defineScript(connection.client, releaseScript);
   const reply = await release(
     [recordKey, channelOf(recordKey)],
     [
@@ -87,7 +91,7 @@ async function forget(context: CommandContext, key: string): Promise<ForgetResul
       connection.cluster ? 'SPUBLISH' : 'PUBLISH',
     ],
   );
-  if (reply === ForceReleaseReply.RELEASED) return 'lease-released';
+  if (reply === ReleaseReply.RELEASED) return 'lease-released';
   // The lease ended or changed hands since the prompt: look again rather than act on old news.
   return forget({ ...context, args: { ...args, force: false } }, key);
 }

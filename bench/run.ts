@@ -26,6 +26,7 @@ import { processMemory } from './scenarios/process-memory.js';
 import { redisMemory } from './scenarios/redis-memory.js';
 import { replays } from './scenarios/replay.js';
 import { serverCpu } from './scenarios/server-cpu.js';
+import { telemetry } from './scenarios/telemetry.js';
 import { waiters } from './scenarios/waiters.js';
 import { subjects } from './subjects/all.js';
 
@@ -37,6 +38,7 @@ const SCENARIOS: Record<string, (context: BenchContext, results: Results) => Pro
   'redis-memory': redisMemory,
   'process-memory': processMemory,
   'in-process': inProcess,
+  telemetry,
   'server-cpu': serverCpu,
   cluster: clusterThroughput,
 };

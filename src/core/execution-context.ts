@@ -1,6 +1,8 @@
+import type { Span } from '@opentelemetry/api';
 import type { Lease } from '../store/store.js';
 import { LeaseLostError } from './errors.js';
 import type { KeptLease } from './lease-keeper.js';
+import { leaseLostByRenewal, leaseRenewed } from './telemetry.js';
 
 /** What fn receives. */
 export interface RunContext {
@@ -31,6 +33,8 @@ export class ExecutionContext implements RunContext, KeptLease {
   slot = 0;
   /** Set when the execution ended or its lease was lost: no renewal after it. */
   stopped = false;
+  /** The run's span, when it records: lease renewals and loss become its events. */
+  span: Span | undefined = undefined;
 
   constructor(
     readonly key: string,
@@ -50,7 +54,12 @@ export class ExecutionContext implements RunContext, KeptLease {
 
   leaseLost(): void {
     this.lost = new LeaseLostError(this.key);
+    if (this.span !== undefined) leaseLostByRenewal(this.span);
     this.controller?.abort(this.lost);
+  }
+
+  leaseRenewed(): void {
+    if (this.span !== undefined) leaseRenewed(this.span);
   }
 
   fencingToken(): Promise<number> {

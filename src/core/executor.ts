@@ -1,3 +1,4 @@
+import { type Attributes, context, trace } from '@opentelemetry/api';
 import type { RedisConnection } from '../store/redis/connection.js';
 import { recordKeyOf } from '../store/redis/key-layout.js';
 import { RedisStore } from '../store/redis/redis-store.js';
@@ -33,6 +34,7 @@ import {
 } from './options.js';
 import type { Outcome, Settled } from './outcome.js';
 import { RecordCodec, RecordTooLargeError, type StoredRecord } from './record-codec.js';
+import { leaseExpired, type RunOutcome, Telemetry } from './telemetry.js';
 import { EXPIRY_MARGIN_MS, WaiterInbox } from './waiter-inbox.js';
 
 export type { RunContext } from './execution-context.js';
@@ -99,6 +101,7 @@ export class IdempotentExecutor {
   private readonly flights = new Map<string, Flight>();
   private readonly executing = new Set<Promise<unknown>>();
   private readonly keeper: LeaseKeeper;
+  private readonly telemetry: Telemetry;
   private closed = false;
 
   constructor(options: ExecutorOptions) {
@@ -127,6 +130,7 @@ export class IdempotentExecutor {
       );
     }
     this.namespace = namespace;
+    this.telemetry = new Telemetry(namespace);
     this.defaults = resolveSettings(options, {
       ttlMs: defaultOptions.ttlMs,
       leaseMs: defaultOptions.leaseMs,
@@ -215,19 +219,32 @@ export class IdempotentExecutor {
     if (options.wait !== undefined && typeof options.wait !== 'boolean') {
       throw new InvalidOptionError('wait', 'a boolean', options.wait);
     }
+    const { attributes, resultAttributes } = options;
+    if (
+      attributes !== undefined &&
+      (attributes === null || (typeof attributes !== 'object' && typeof attributes !== 'function'))
+    ) {
+      throw new InvalidOptionError('attributes', 'an object of span attributes', attributes);
+    }
+    if (resultAttributes !== undefined && typeof resultAttributes !== 'function') {
+      throw new InvalidOptionError('resultAttributes', 'a function', resultAttributes);
+    }
     if (this.closed) throw new StoreUnavailableError('The executor is closed', key);
     if (signal?.aborted) throw new AbortedError(key, signal.reason);
     const fingerprint =
       options.fingerprint === undefined ? null : this.codec.fingerprint(options.fingerprint, key);
 
+    const span = this.telemetry.startRun(key, attributes, settings.leaseMs);
     const recordKey = recordKeyOf(this.namespace, key);
     let flight = this.flights.get(recordKey);
     const leader = flight === undefined;
     if (flight === undefined) {
       flight = new Flight(key, recordKey, fingerprint, this.endFlight);
+      flight.span = span;
       this.flights.set(recordKey, flight);
-    } else if (this.onEvent !== undefined) {
-      this.emit({ type: 'joined', key });
+    } else {
+      this.telemetry.joined();
+      if (this.onEvent !== undefined) this.emit({ type: 'joined', key });
     }
     const caller: Caller = {
       fingerprint,
@@ -238,7 +255,14 @@ export class IdempotentExecutor {
     };
     const result = flight.follow<T>(caller);
     if (leader) void this.drive(flight, fn, settings);
-    return result;
+    if (span === undefined) return result;
+    const followed = flight;
+    return this.telemetry.traceRun(
+      span,
+      result,
+      leader ? () => followed.resolution : joinedOutcome,
+      resultAttributes as ((value: T) => Attributes | undefined) | undefined,
+    );
   }
 
   /** A flight ended: a later call with its key starts afresh. */
@@ -313,6 +337,14 @@ export class IdempotentExecutor {
     } catch (error) {
       settled = { kind: 'failure', error };
     }
+    if (
+      settled.kind === 'failure' &&
+      isIdempotencyError(settled.error) &&
+      (settled.error.code === ErrorCode.STORE_UNAVAILABLE ||
+        settled.error.code === ErrorCode.CORRUPT_RECORD)
+    ) {
+      this.telemetry.storeFailed(flight.span, settled.error.code);
+    }
     flight.settle(settled);
   }
 
@@ -335,7 +367,7 @@ export class IdempotentExecutor {
         } catch (error) {
           throw storeError(key, error);
         }
-        if (claimed instanceof Uint8Array) return this.replay(key, claimed, waitStarted);
+        if (claimed instanceof Uint8Array) return this.replay(flight, claimed, waitStarted);
         if (claimed !== null) {
           if (flight.abandoned) {
             await claimed
@@ -345,6 +377,11 @@ export class IdempotentExecutor {
           }
           subscription?.unsubscribe();
           subscription = undefined;
+          if (waitStarted === 0) flight.resolution = 'executed';
+          else {
+            flight.resolution = 'taken_over';
+            this.telemetry.tookOver(Date.now() - waitStarted);
+          }
           flight.setPhase('executing');
           const execution = this.execute(flight, claimed, fn, settings);
           this.executing.add(execution);
@@ -358,6 +395,8 @@ export class IdempotentExecutor {
         let state = await this.storeCall(key, () => this.store.read(recordKey));
         if (state.state === 'running' && subscription === undefined) {
           waitStarted = Date.now();
+          flight.resolution = 'waited';
+          this.telemetry.waitStarted(flight.span, state.ttlMs);
           flight.setPhase('waiting');
           if (flight.abandoned) return ABANDONED;
           const listener = new WaiterInbox();
@@ -366,11 +405,12 @@ export class IdempotentExecutor {
           // Closes the race with a completion published between the read above and the subscribe.
           state = await this.storeCall(key, () => this.store.read(recordKey));
         }
-        if (state.state === 'completed') return this.replay(key, state.bytes, waitStarted);
+        if (state.state === 'completed') return this.replay(flight, state.bytes, waitStarted);
         if (state.state === 'absent' || inbox === undefined) continue;
         if (state.ttlMs < 0) throw leaseWithoutExpiry(key);
         const event = await inbox.next(state.ttlMs + EXPIRY_MARGIN_MS, flight.abandonSignal);
         if (event === 'abandoned') return ABANDONED;
+        if (event === 'expired' && flight.span !== undefined) leaseExpired(flight.span);
         if (event === 'expired' || event === 'resync') continue;
         const settled = this.settledFromMessage(key, event, waitStarted);
         if (settled !== undefined) return settled;
@@ -395,18 +435,30 @@ export class IdempotentExecutor {
       settings.ttlMs + settings.leaseMs,
       storeError,
     );
+    const { span } = flight;
+    ctx.span = span;
     this.keeper.keep(ctx);
 
     const startedAt = Date.now();
     let outcome: Outcome;
     try {
-      outcome = { ok: true, value: await fn(ctx) };
+      // fn's own spans are children of the run's span.
+      const value =
+        span === undefined
+          ? fn(ctx)
+          : context.with(trace.setSpan(context.active(), span), fn, undefined, ctx);
+      outcome = { ok: true, value: await value };
     } catch (error) {
       outcome = { ok: false, error };
     } finally {
       this.keeper.release(ctx);
     }
     const completedAt = Date.now();
+    this.telemetry.executed(
+      flight.resolution === 'taken_over' ? 'taken_over' : 'executed',
+      outcome.ok,
+      completedAt - startedAt,
+    );
 
     if (!outcome.ok && !this.shouldCache(settings, outcome.error)) {
       await this.release(lease, fingerprint, outcome);
@@ -451,7 +503,9 @@ export class IdempotentExecutor {
     } catch (error) {
       stored = await this.retryCompletion(key, lease, record, settings.ttlMs, error);
     }
+    if (stored === 'unstored') this.telemetry.storeFailed(span, 'outcome_unstored');
     if (stored === 'lost') {
+      this.telemetry.leaseLost(span);
       this.emit({ type: 'lease-lost', key });
       return { kind: 'failure', error: new LeaseLostError(key) };
     }
@@ -540,19 +594,19 @@ export class IdempotentExecutor {
     if (decoded.kind === 'record') return this.replayed(key, decoded.record, waitStarted);
     const { notice } = decoded;
     if (notice.outcome === null) return undefined;
+    this.telemetry.waitAnswered(Date.now() - waitStarted);
     return { kind: 'outcome', outcome: notice.outcome, fingerprint: notice.fingerprint };
   }
 
-  private replay(key: string, bytes: Uint8Array, waitStarted: number): Settled {
-    return this.replayed(key, this.decodeRecord(key, bytes), waitStarted);
+  private replay(flight: Flight, bytes: Uint8Array, waitStarted: number): Settled {
+    if (waitStarted === 0) flight.resolution = 'replayed';
+    return this.replayed(flight.key, this.decodeRecord(flight.key, bytes), waitStarted);
   }
 
   private replayed(key: string, record: StoredRecord, waitStarted: number): Settled {
-    this.emit({
-      type: 'replayed',
-      key,
-      waitedMs: waitStarted === 0 ? 0 : Date.now() - waitStarted,
-    });
+    const waitedMs = waitStarted === 0 ? 0 : Date.now() - waitStarted;
+    this.telemetry.replayed(waitedMs);
+    this.emit({ type: 'replayed', key, waitedMs });
     return { kind: 'outcome', outcome: record.outcome, fingerprint: record.fingerprint };
   }
 
@@ -636,5 +690,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 function noop(): void {}
+
+function joinedOutcome(): RunOutcome {
+  return 'joined';
+}
 
 const ABANDONED: Settled = { kind: 'abandoned' };

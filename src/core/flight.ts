@@ -1,3 +1,4 @@
+import type { Span } from '@opentelemetry/api';
 import {
   AbortedError,
   InProgressError,
@@ -7,6 +8,7 @@ import {
 } from './errors.js';
 import type { Settled } from './outcome.js';
 import { sameFingerprint } from './record-codec.js';
+import type { RunOutcome } from './telemetry.js';
 
 /**
  * claiming: asking the store; executing: fn runs in this process; waiting: another process runs it.
@@ -31,6 +33,10 @@ export interface Caller {
  */
 export class Flight {
   phase: Phase = 'claiming';
+  /** The span of the call that started the flight, when it records; fn's spans are its children. */
+  span: Span | undefined = undefined;
+  /** How the flight got (or is getting) its answer, for the leader's span and the metrics. */
+  resolution: RunOutcome | undefined = undefined;
   private readonly attached = new Set<Attachment>();
   /** Made only when a wait needs the signal: most flights never wait. */
   private abandonController: AbortController | undefined;

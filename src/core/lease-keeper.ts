@@ -11,6 +11,8 @@ export interface KeptLease {
   stopped: boolean;
   /** Called once when the lease is lost. */
   leaseLost(): void;
+  /** Called after each renewal that kept the lease. */
+  leaseRenewed(): void;
 }
 
 /** A lease's expiry is pushed out again when this fraction of it is left. */
@@ -104,8 +106,10 @@ export class LeaseKeeper {
       held = Date.now() < kept.lease.validUntil;
     }
     if (kept.stopped) return;
-    if (held) this.schedule(kept);
-    else {
+    if (held) {
+      kept.leaseRenewed();
+      this.schedule(kept);
+    } else {
       kept.stopped = true;
       kept.leaseLost();
     }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Attributes } from '@opentelemetry/api';
 import { type IdempotentExecutor, InvalidOptionError, isIdempotencyError } from '../../index.js';
 import {
   answerForCode,
@@ -95,6 +96,8 @@ export interface HttpRequestInfo {
   readonly method: string;
   /** The concrete URL path, without the query (`/orders/1/items`, not the route pattern). */
   readonly path: string;
+  /** The route pattern (`/orders/:id`) where the framework knows it: the `http.route` attribute. */
+  readonly route?: string | undefined;
   /** A request header by name, in any case (`'X-Tenant'` and `'x-tenant'` are one header). */
   header(name: string): string | undefined;
   /** The body as parsed by the framework, or raw bytes, or undefined. */
@@ -312,6 +315,8 @@ export class HttpIdempotency {
           waitTimeoutMs: this.settings.waitTimeoutMs,
           // Only responses are stored: a handler that throws is the framework's answer, retried.
           shouldCacheError: () => false,
+          attributes: () => httpAttributes(fingerprint.method, request),
+          resultAttributes: httpResultAttributes,
         },
       );
       return { kind: 'respond', response, replayed: !ran };
@@ -417,3 +422,14 @@ function isStoredResponse(value: unknown): value is StoredResponse {
 
 /** The header marking a replayed response. */
 export const REPLAYED_HEADER = 'idempotent-replayed';
+
+/** The run span's attributes, by the HTTP semantic conventions. */
+function httpAttributes(method: string, request: HttpRequestInfo): Attributes {
+  const attributes: Attributes = { 'http.request.method': method, 'url.path': request.path };
+  if (request.route !== undefined) attributes['http.route'] = request.route;
+  return attributes;
+}
+
+function httpResultAttributes(response: unknown): Attributes | undefined {
+  return isStoredResponse(response) ? { 'http.response.status_code': response.status } : undefined;
+}

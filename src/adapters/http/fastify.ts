@@ -16,6 +16,8 @@ export interface FastifyRequestLike {
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
   readonly body?: unknown;
+  /** Fastify 4.21+: the matched route's options (`url` is the route pattern). */
+  readonly routeOptions?: { readonly url?: string | undefined } | undefined;
 }
 
 /** The parts of a Fastify reply the plugin uses. */
@@ -89,6 +91,7 @@ export const idempotencyPlugin = Object.assign(
         {
           method: request.method,
           path: pathOf(request.url),
+          route: request.routeOptions?.url,
           header: incomingHeader(request.headers),
           body: request.body,
         },

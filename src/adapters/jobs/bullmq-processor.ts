@@ -1,3 +1,4 @@
+import type { Attributes } from '@opentelemetry/api';
 import {
   type IdempotentExecutor,
   InvalidOptionError,
@@ -28,6 +29,8 @@ export interface ProcessedJob {
   readonly timestamp?: number | undefined;
   /** `<prefix>:<queue name>`, e.g. `bull:orders`. */
   readonly queueQualifiedName: string;
+  /** The queue's name (BullMQ sets it): `messaging.destination.name` on the run span. */
+  readonly queueName?: string | undefined;
 }
 
 /** What the work of a job receives, besides the job. */
@@ -142,6 +145,7 @@ export function idempotentProcessor<JobType extends ProcessedJob, ResultType>(
         settings,
         fingerprint: fingerprintOf(job),
         cancel: signal,
+        attributes: () => jobAttributes(job),
       },
       (ctx, cancel) => new JobContext(ctx, cancel, token),
       (ctx) => work(job, ctx),
@@ -173,6 +177,18 @@ function identityOf(job: ProcessedJob): [string, string] {
     unrecoverableKey(`Expected the job's timestamp to be a number, got ${typeof timestamp}`);
   }
   return [id, String(timestamp)];
+}
+
+/** The run span's attributes, by the messaging semantic conventions. */
+function jobAttributes(job: ProcessedJob): Attributes {
+  const attributes: Attributes = {
+    'messaging.system': 'bullmq',
+    'messaging.operation.type': 'process',
+    'messaging.operation.name': 'process',
+  };
+  if (job.id !== undefined) attributes['messaging.message.id'] = job.id;
+  if (job.queueName !== undefined) attributes['messaging.destination.name'] = job.queueName;
+  return attributes;
 }
 
 /** No fingerprint: an undefined fingerprint is not checked. */

@@ -1,3 +1,4 @@
+import type { Attributes } from '@opentelemetry/api';
 import type { IdempotentExecutor, RunContext, RunOptions } from '../../index.js';
 
 /** One guarded run: the executor key, the shared settings and what is particular to this run. */
@@ -8,6 +9,8 @@ export interface GuardedRun {
   readonly fingerprint: unknown;
   /** The job's or message's cancellation: stops a wait, and is folded into the work's signal. */
   readonly cancel: AbortSignal | undefined;
+  /** The run span's attributes (messaging semantic conventions), made only when it records. */
+  readonly attributes: () => Attributes;
 }
 
 /**
@@ -42,6 +45,7 @@ export async function runGuarded<T, C extends CancellableContext>(
     ...run.settings,
     ...(run.fingerprint === undefined ? {} : { fingerprint: run.fingerprint }),
     ...(waitSignal === undefined ? {} : { signal: waitSignal }),
+    attributes: run.attributes,
   };
   try {
     return await executor.run(

@@ -93,6 +93,10 @@ export class MessageGuard {
         settings: this.settings,
         fingerprint: options.fingerprint,
         cancel: options.signal,
+        attributes: () => ({
+          'messaging.operation.type': 'process',
+          'messaging.message.id': messageId,
+        }),
       },
       (ctx, cancel) => new CancellableContext(ctx, cancel),
       work,

@@ -159,6 +159,11 @@ export class WebhookGuard {
           wait: this.wait,
           waitTimeoutMs: this.waitTimeoutMs,
           shouldCacheError: () => false,
+          // The CloudEvents semantic conventions name an event by its id and source.
+          attributes: () => ({
+            'cloudevents.event_id': id,
+            'cloudevents.event_source': this.source,
+          }),
           ...(this.ttlMs === undefined ? {} : { ttlMs: this.ttlMs }),
           ...(signal === undefined ? {} : { signal }),
         },

@@ -5,9 +5,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import { OwnRedisServer } from '../helpers/redis.js';
+import { startChaosCluster } from './cluster-faults.js';
 import type { ServerFaultSet } from './faults.js';
 import type { LedgerDatabase } from './ledger.js';
 import type { ChaosOptions } from './options.js';
@@ -31,6 +33,8 @@ export interface ChaosBackend {
   faults(storm: Storm): Promise<ServerFaultSet>;
   /** Stops and deletes what it started (not the ledger's database). */
   close(): Promise<void>;
+  /** The Redis server's memory (INFO memory), for the soak; undefined on other stores. */
+  readonly redisMemory?: () => Promise<{ usedMemory: number; usedMemoryRss: number }>;
 }
 
 /** See {@link ChaosBackend.unavailableBackoffMs}. */
@@ -39,6 +43,7 @@ const UNAVAILABLE_BACKOFF_MS = 500;
 const RECORDS_TABLE = 'idempotency_records';
 
 export function startBackend(options: ChaosOptions, ledger: LedgerDatabase): Promise<ChaosBackend> {
+  if (options.store === 'cluster') return startCluster(options);
   return options.store === 'redis' ? startRedis(options) : startPostgres(options, ledger);
 }
 
@@ -54,11 +59,23 @@ async function startRedis(options: ChaosOptions): Promise<ChaosBackend> {
     await rm(redisDir, { recursive: true, force: true });
     throw error;
   }
+  // Every worker connection goes through the harness's proxy, so it can be partitioned or
+  // slowed without a reset; the harness's own admin connections go to Redis directly.
+  const proxy = await FaultyProxy.start('127.0.0.1', server.port);
+  const admin = new Redis(server.url, { maxRetriesPerRequest: 3 });
+  admin.on('error', () => {});
   return {
-    workerStore: { kind: 'redis', url: server.url },
+    workerStore: { kind: 'redis', url: `redis://127.0.0.1:${proxy.port}` },
     unavailableBackoffMs: 0,
-    faults: async (storm) => new RedisFaults(options, storm, server),
+    faults: async (storm) => new RedisFaults(options, storm, server, proxy),
+    redisMemory: async () => {
+      const info = String(await admin.call('INFO', 'memory'));
+      const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1]);
+      return { usedMemory: field('used_memory'), usedMemoryRss: field('used_memory_rss') };
+    },
     close: async () => {
+      admin.disconnect();
+      await proxy.close();
       await server.stop();
       await rm(redisDir, { recursive: true, force: true });
     },
@@ -87,5 +104,15 @@ async function startPostgres(options: ChaosOptions, ledger: LedgerDatabase): Pro
     unavailableBackoffMs: UNAVAILABLE_BACKOFF_MS,
     faults: (storm) => PostgresFaults.open(options, storm, ledger.url, proxy, RECORDS_TABLE),
     close: () => proxy.close(),
+  };
+}
+
+async function startCluster(options: ChaosOptions): Promise<ChaosBackend> {
+  const cluster = await startChaosCluster();
+  return {
+    workerStore: { kind: 'cluster', nodes: cluster.startupNodes },
+    unavailableBackoffMs: 0,
+    faults: async (storm) => cluster.faults(options, storm),
+    close: () => cluster.stop(),
   };
 }

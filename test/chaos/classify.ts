@@ -2,6 +2,8 @@
 // execution before it, from evidence only (ledger rows, the parent's fault log with times and
 // pids, the executor events and caller outcomes the workers reported). What no evidence
 // explains is UNEXPLAINED, and a run with any fails.
+import { recordKeyOf } from '../../src/core/keys.js';
+import { keySlot } from '../../src/store/redis/key-slot.js';
 import { getOrCreate } from './collections.js';
 import type { Evidence, ExecutorEventSeen, ServerFault, Stall } from './evidence.js';
 import type { ExecutionRow } from './ledger.js';
@@ -24,6 +26,15 @@ export const CAUSES = {
   lockUnstored: 'completion not stored: records table locked (store-failed)',
   unreachableLease: 'lease lost while PostgreSQL was unreachable',
   unreachableUnstored: 'completion not stored: PostgreSQL unreachable (store-failed)',
+  partitionLease: 'lease lost to a partition of the owner (its connections blackholed, no reset)',
+  partitionUnstored: 'completion not stored: the owner partitioned from Redis (store-failed)',
+  latencyLease: 'lease lost to a latency spike (renewals late)',
+  latencyUnstored: 'completion not stored: latency spike (store-failed)',
+  masterKillLease: 'lease lost to a master SIGKILL and failover',
+  masterKillUnstored: 'completion not stored: master SIGKILLed, failing over (store-failed)',
+  failoverLostRecord: 'completed record lost in a failover (not yet replicated to the replica)',
+  migrateLease: 'lease lost during a slot migration',
+  migrateUnstored: 'completion not stored: slot migration (store-failed)',
   unexplained: 'UNEXPLAINED',
 } as const;
 export type Cause = (typeof CAUSES)[keyof typeof CAUSES];
@@ -31,9 +42,13 @@ export type Cause = (typeof CAUSES)[keyof typeof CAUSES];
 /**
  * What each server fault explains when its window overlaps an execution: the owner's lease
  * lost (`lease-lost`), or its completion not stored (`store-failed`). A Redis restart without
- * persistence is told apart where it is used.
+ * persistence is told apart where it is used. A partition of the subscriber connections alone
+ * explains neither: commands pass, so no lease or completion may be lost to it.
  */
-const SERVER_FAULT_CAUSES: Record<ServerFaultKind, { leaseLost: Cause; storeFailed: Cause }> = {
+const SERVER_FAULT_CAUSES: Record<
+  ServerFaultKind,
+  { leaseLost: Cause; storeFailed: Cause } | undefined
+> = {
   'client-kill': { leaseLost: CAUSES.connection, storeFailed: CAUSES.unstoredConnection },
   pause: { leaseLost: CAUSES.connection, storeFailed: CAUSES.unstoredConnection },
   restart: { leaseLost: CAUSES.restartLease, storeFailed: CAUSES.unstoredRestart },
@@ -43,9 +58,18 @@ const SERVER_FAULT_CAUSES: Record<ServerFaultKind, { leaseLost: Cause; storeFail
   },
   lock: { leaseLost: CAUSES.lockLease, storeFailed: CAUSES.lockUnstored },
   unreachable: { leaseLost: CAUSES.unreachableLease, storeFailed: CAUSES.unreachableUnstored },
+  partition: { leaseLost: CAUSES.partitionLease, storeFailed: CAUSES.partitionUnstored },
+  'sub-partition': undefined,
+  latency: { leaseLost: CAUSES.latencyLease, storeFailed: CAUSES.latencyUnstored },
+  'master-kill': { leaseLost: CAUSES.masterKillLease, storeFailed: CAUSES.masterKillUnstored },
+  migrate: { leaseLost: CAUSES.migrateLease, storeFailed: CAUSES.migrateUnstored },
 };
 
-const SERVER_NAMES: Record<StoreKind, string> = { redis: 'Redis', postgres: 'PostgreSQL' };
+const SERVER_NAMES: Record<StoreKind, string> = {
+  redis: 'Redis',
+  cluster: 'Redis Cluster',
+  postgres: 'PostgreSQL',
+};
 
 export interface Explanation {
   readonly cause: Cause;
@@ -109,6 +133,22 @@ export class Classifier {
             because: `completed, then Redis restarted at ${iso(restart.from)} (${restart.detail})`,
           };
     }
+    // Replication is asynchronous: a master SIGKILLed right after storing a record may not have
+    // sent it to the replica that takes over its slots.
+    const slot = keySlot(recordKeyOf('chaos', previous.key));
+    const failover = this.evidence.serverFaults.find(
+      (fault) =>
+        fault.kind === 'master-kill' &&
+        fault.from >= previous.writtenAt &&
+        fault.from <= next.startedAt &&
+        fault.slots?.some(([from, to]) => slot >= from && slot <= to) === true,
+    );
+    if (failover !== undefined) {
+      return {
+        cause: CAUSES.failoverLostRecord,
+        because: `completed, then the master of slot ${slot} was killed at ${iso(failover.from)} (${failover.detail})`,
+      };
+    }
     return {
       cause: CAUSES.unexplained,
       because: 'the previous execution completed with no fault, lease loss or store failure seen',
@@ -161,9 +201,10 @@ export class Classifier {
         because: `lease-lost at ${iso(lost.t)} with no stall or ${this.serverName} fault around it`,
       };
     }
-    if (fault.kind !== 'restart') {
+    const causes = SERVER_FAULT_CAUSES[fault.kind];
+    if (fault.kind !== 'restart' && causes !== undefined) {
       return {
-        cause: SERVER_FAULT_CAUSES[fault.kind].leaseLost,
+        cause: causes.leaseLost,
         because: `${fault.kind} ${fault.detail}`,
       };
     }
@@ -191,7 +232,7 @@ export class Classifier {
       };
     }
     return {
-      cause: SERVER_FAULT_CAUSES[fault.kind].storeFailed,
+      cause: SERVER_FAULT_CAUSES[fault.kind]?.storeFailed ?? CAUSES.unexplained,
       because: `store-failed at ${iso(failed.t)} during ${fault.kind} ${fault.detail}`,
     };
   }
@@ -204,6 +245,8 @@ export class Classifier {
     let latest: ServerFault | undefined;
     for (const fault of this.evidence.serverFaults) {
       if (fault.pid !== undefined && fault.pid !== previous.pid) continue;
+      // A fault that cannot cost a lease or a completion (commands passed) explains nothing.
+      if (SERVER_FAULT_CAUSES[fault.kind] === undefined) continue;
       if (!overlaps(fault.from, fault.to, previous.startedAt, until)) continue;
       if (latest === undefined || fault.from > latest.from) latest = fault;
     }

@@ -35,6 +35,8 @@ export interface ServerFault {
   readonly to: number;
   /** The pid whose connections were killed; undefined when every worker was hit. */
   readonly pid?: number;
+  /** A master SIGKILL: the slot ranges the killed master served. */
+  readonly slots?: readonly (readonly [number, number])[];
   readonly detail: string;
 }
 
@@ -60,6 +62,9 @@ export class Evidence {
   readonly storeFailed: ExecutorEventSeen[] = [];
   readonly unhandled: { pid: number; kind: string; message: string }[] = [];
   readonly closes: WorkerClose[] = [];
+  /** The soak's samples: each worker's heap and RSS, and Redis's memory, bytes. */
+  readonly memory: { slot: number; pid: number; t: number; heapUsed: number; rss: number }[] = [];
+  readonly redisMemory: { t: number; usedMemory: number; usedMemoryRss: number }[] = [];
   /** Every fault landed, by kind (worker faults count when the worker says it landed). */
   readonly landed = new Map<FaultKind, number>();
   /** Caller ids that had not settled when the storm's deadline passed. */

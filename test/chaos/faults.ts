@@ -92,12 +92,21 @@ export class FaultInjector {
   }
 }
 
+/**
+ * A storm: each fault at random points between 5 % and 65 % of the progress. A soak: every
+ * fault's rounds spread over the whole run, one fault at a time at about even intervals, in a
+ * random order.
+ */
 function planFaults(options: ChaosOptions): PlannedFault[] {
   const plan: PlannedFault[] = [];
   for (const kind of options.faults) {
     for (let round = 0; round < options.rounds; round++) {
       plan.push({ kind, round, at: 0.05 + Math.random() * 0.6 });
     }
+  }
+  if (options.soakMs !== undefined) {
+    plan.sort(() => Math.random() - 0.5);
+    return plan.map((fault, index) => ({ ...fault, at: 0.03 + (0.9 * index) / plan.length }));
   }
   return plan.sort((a, b) => a.at - b.at);
 }

@@ -1,7 +1,7 @@
 // Command-line options of `npm run chaos`, and the catalogue of faults the harness can inject.
 import { parseArgs } from 'node:util';
 
-export const STORE_KINDS = ['redis', 'postgres'] as const;
+export const STORE_KINDS = ['redis', 'cluster', 'postgres'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
 
 /**
@@ -14,29 +14,59 @@ export const FAULTS = [
   {
     kind: 'kill-mid',
     target: 'worker',
-    stores: ['redis', 'postgres'],
+    stores: ['redis', 'cluster', 'postgres'],
     without: 'no SIGKILL of a worker inside fn',
   },
   {
     kind: 'kill-after',
     target: 'worker',
-    stores: ['redis', 'postgres'],
+    stores: ['redis', 'cluster', 'postgres'],
     without: "no SIGKILL between fn's return and the stored completion",
   },
   {
     kind: 'stall',
     target: 'worker',
-    stores: ['redis', 'postgres'],
+    stores: ['redis', 'cluster', 'postgres'],
     without: 'no event-loop stall past the lease',
   },
   {
     kind: 'client-kill',
     target: 'server',
-    stores: ['redis'],
+    stores: ['redis', 'cluster'],
     without: "no CLIENT KILL of a worker's connections",
   },
-  { kind: 'pause', target: 'server', stores: ['redis'], without: 'no CLIENT PAUSE' },
+  { kind: 'pause', target: 'server', stores: ['redis', 'cluster'], without: 'no CLIENT PAUSE' },
   { kind: 'restart', target: 'server', stores: ['redis'], without: 'no Redis restart' },
+  {
+    kind: 'partition',
+    target: 'server',
+    stores: ['redis'],
+    without: 'no blackhole of every connection of one worker, longer than the lease',
+  },
+  {
+    kind: 'sub-partition',
+    target: 'server',
+    stores: ['redis'],
+    without: 'no blackhole of the subscriber connections while commands pass',
+  },
+  {
+    kind: 'latency',
+    target: 'server',
+    stores: ['redis'],
+    without: 'no latency spike (+100-500 ms) on every connection',
+  },
+  {
+    kind: 'master-kill',
+    target: 'server',
+    stores: ['cluster'],
+    without: 'no SIGKILL of a master (its replica fails over)',
+  },
+  {
+    kind: 'migrate',
+    target: 'server',
+    stores: ['cluster'],
+    without: 'no slot migration while keys are in flight',
+  },
   {
     kind: 'backend-kill',
     target: 'server',
@@ -98,6 +128,10 @@ export interface ChaosOptions {
   readonly waitTimeoutMs: number;
   readonly storeTimeoutMs: number;
   readonly stallMs: number;
+  /** How long a partition (`partition`, `sub-partition`) lasts. */
+  readonly partitionMs: number;
+  /** How long a latency spike lasts. */
+  readonly latencyMs: number;
   readonly pauseMs: number;
   /** How long a restarted Redis stays down, or PostgreSQL stays unreachable. */
   readonly downMs: number;
@@ -110,6 +144,15 @@ export interface ChaosOptions {
   /** Where to write the raw evidence and ledger rows, for digging into a failure. */
   readonly evidence: string | undefined;
   readonly quick: boolean;
+  /**
+   * A soak: the storm paced to `soakRate` keys a second for this long, faults spread over it,
+   * memory sampled every `sampleMs`; undefined for a storm.
+   */
+  readonly soakMs: number | undefined;
+  readonly soakRate: number;
+  readonly sampleMs: number;
+  /** Where the soak's memory chart goes (SVG). */
+  readonly chart: string;
 }
 
 const faultFlags = FAULTS.map(
@@ -118,8 +161,14 @@ const faultFlags = FAULTS.map(
 ).join('');
 
 export const USAGE = `npm run chaos -- [options]
-  --quick               2 workers, 2,000 keys, each fault once (for CI; < 60 s)
-  --store S             redis (default) or postgres: the store the executors run on
+  --quick               2 workers, 5,000 keys, each fault once (for CI; < 60 s)
+  --store S             redis (default), cluster or postgres: the store the executors run on
+  --cluster             the same as --store cluster: a local 3-master, 3-replica Redis Cluster
+  --soak DURATION       a soak (e.g. 20m, 90s): steady load of --rate keys/s for that long,
+                        faults at intervals, worker and Redis memory sampled and charted
+  --rate N              soak: keys started per second over all workers (default 100)
+  --sample-ms N         soak: memory sampling interval (default 10000)
+  --chart PATH          soak: the memory chart (default docs/chaos/soak.svg)
   --transactional       postgres: fn runs in transactional(store, …), its ledger row in the
                         transaction that stores the record
   --workers N           worker processes (default 4)
@@ -132,6 +181,8 @@ ${faultFlags}  --no-persistence      run Redis without AOF (a restart loses ever
   --wait-timeout-ms N   executor waitTimeoutMs (default 10000)
   --store-timeout-ms N  the store's command / query timeout (default 2000)
   --stall-ms N          length of a stall (default 3000)
+  --partition-ms N      length of a partition (default 1.5 x lease)
+  --latency-ms N        length of a latency spike (default 3000)
   --pause-ms N          length of a CLIENT PAUSE or LOCK TABLE (default 500)
   --down-ms N           how long Redis stays down in a restart (default 1000), or PostgreSQL
                         unreachable (default 3000)
@@ -150,6 +201,13 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
       help: { type: 'boolean' },
       quick: { type: 'boolean' },
       store: { type: 'string' },
+      cluster: { type: 'boolean' },
+      soak: { type: 'string' },
+      rate: { type: 'string' },
+      'sample-ms': { type: 'string' },
+      chart: { type: 'string' },
+      'partition-ms': { type: 'string' },
+      'latency-ms': { type: 'string' },
       transactional: { type: 'boolean' },
       workers: { type: 'string' },
       keys: { type: 'string' },
@@ -188,7 +246,10 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     }
     return value;
   };
-  const store = (values.store ?? 'redis') as StoreKind;
+  if (values.cluster === true && values.store !== undefined && values.store !== 'cluster') {
+    throw new Error('--cluster and --store are exclusive');
+  }
+  const store = (values.cluster === true ? 'cluster' : (values.store ?? 'redis')) as StoreKind;
   if (!STORE_KINDS.includes(store)) {
     throw new Error(
       `Expected --store to be one of ${STORE_KINDS.join(', ')}, got ${String(values.store)}`,
@@ -208,15 +269,34 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
   }
   const faults = new Set<FaultKind>(applicable.filter((kind) => values[`no-${kind}`] !== true));
   const leaseMs = int('lease-ms', 2_000, 100);
+  const soakMs = values.soak === undefined ? undefined : parseDuration(String(values.soak));
+  if (soakMs !== undefined && quick) throw new Error('--soak and --quick are exclusive');
+  if (soakMs !== undefined && store !== 'redis')
+    throw new Error('--soak applies to --store redis only');
+  const soakRate = int('rate', 100);
+  const workers = int('workers', quick ? 2 : 4);
   return {
+    soakMs,
+    soakRate,
+    sampleMs: int('sample-ms', 10_000, 100),
+    chart: (values.chart as string | undefined) ?? 'docs/chaos/soak.svg',
+    partitionMs: int('partition-ms', Math.round(leaseMs * 1.5)),
+    latencyMs: int('latency-ms', 3_000),
     store,
     transactional: values.transactional === true,
     quick,
-    workers: int('workers', quick ? 2 : 4),
-    keys: int('keys', quick ? 2_000 : 20_000),
+    workers,
+    keys:
+      soakMs === undefined
+        ? int('keys', quick ? 5_000 : 20_000)
+        : Math.ceil((soakRate * soakMs) / 1_000),
     dups: int('dups', 3),
     concurrency: int('concurrency', quick ? 16 : 32),
-    rounds: int('rounds', quick ? 1 : 3, 0),
+    rounds: int(
+      'rounds',
+      quick ? 1 : soakMs === undefined ? 3 : Math.max(1, Math.round(soakMs / 300_000)),
+      0,
+    ),
     faults,
     persistence: values['no-persistence'] !== true,
     leaseMs,
@@ -227,9 +307,21 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     downMs: int('down-ms', store === 'postgres' ? 3_000 : 1_000, 0),
     fnMinMs: 2,
     fnMaxMs: 10,
-    deadlineMs: int('deadline-ms', quick ? 50_000 : 600_000),
+    deadlineMs: int(
+      'deadline-ms',
+      quick ? (store === 'cluster' ? 90_000 : 50_000) : (soakMs ?? 0) + 600_000,
+    ),
     pgUrl: (values.pg as string | undefined) ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     json: values.json as string | undefined,
     evidence: values.evidence as string | undefined,
   };
+}
+
+/** `20m`, `90s`, `1h`, or plain milliseconds. */
+function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (match === null)
+    throw new Error(`Expected --soak to be a duration like 20m or 90s, got ${text}`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] ?? 'ms'] ?? 1;
+  return Math.round(Number(match[1]) * unit);
 }

@@ -5,6 +5,8 @@
 /** The store a worker's executor runs on. */
 export type WorkerStoreConfig =
   | { readonly kind: 'redis'; readonly url: string }
+  /** A Redis Cluster: the nodes a default-configured ioredis `Cluster` starts from. */
+  | { readonly kind: 'cluster'; readonly nodes: readonly { host: string; port: number }[] }
   | {
       readonly kind: 'postgres';
       /** The records' database, through the harness's TCP proxy. */
@@ -34,17 +36,27 @@ export interface WorkerConfig {
   /** fn sleeps a random time in [fnMinMs, fnMaxMs] before it writes its ledger row. */
   readonly fnMinMs: number;
   readonly fnMaxMs: number;
+  /** Every this many ms the worker reports its heap and RSS (`memory`); 0: never. */
+  readonly sampleMs: number;
 }
 
 /** A fault the parent arms in a worker; it lands at the next execution of fn there. */
 export type ArmedFault =
   | { readonly kind: 'kill-mid' }
   | { readonly kind: 'kill-after' }
-  | { readonly kind: 'stall'; readonly ms: number };
+  | { readonly kind: 'stall'; readonly ms: number }
+  /**
+   * fn says `holding` and keeps running `ms` more: the parent partitions the worker meanwhile,
+   * so the partition lands while fn runs (the `partition` server fault).
+   */
+  | { readonly kind: 'hold'; readonly ms: number };
 
 export type WorkerCommand =
-  /** The caller ids to run, in order. */
-  | { readonly cmd: 'start'; readonly callers: readonly number[] }
+  /**
+   * The caller ids to run, in order; with `until` (ms since the epoch), started at an even pace
+   * from now until then instead of as fast as the lanes go (a soak).
+   */
+  | { readonly cmd: 'start'; readonly callers: readonly number[]; readonly until?: number }
   | { readonly cmd: 'arm'; readonly fault: ArmedFault }
   /** Close everything, report leaks, exit. */
   | { readonly cmd: 'finish' };
@@ -82,11 +94,14 @@ export type WorkerEvent =
     }
   | { readonly ev: 'stall-start'; readonly key: string; readonly token: number; readonly t: number }
   | { readonly ev: 'stall-end'; readonly key: string; readonly token: number; readonly t: number }
+  | { readonly ev: 'holding'; readonly key: string; readonly token: number; readonly t: number }
   /** The executor's own `lease-lost` / `store-failed` events. */
   | { readonly ev: 'lease-lost'; readonly key: string; readonly t: number }
   | { readonly ev: 'store-failed'; readonly key: string; readonly t: number }
   | { readonly ev: 'unhandled'; readonly kind: string; readonly message: string }
   | { readonly ev: 'drained' }
+  /** The worker's memory (`process.memoryUsage()`), bytes. */
+  | { readonly ev: 'memory'; readonly t: number; readonly heapUsed: number; readonly rss: number }
   | {
       readonly ev: 'closed';
       /** Active resources left after everything was closed, beyond those present at start. */

@@ -1,5 +1,7 @@
-// The Redis server faults: CLIENT KILL, CLIENT PAUSE, and a SIGKILL and restart of the harness's
-// own redis-server.
+// The Redis server faults: CLIENT KILL, CLIENT PAUSE, a SIGKILL and restart of the harness's own
+// redis-server, and, through the harness's TCP proxy that every worker connection goes through,
+// partitions without a reset (one worker's connections, or only the subscriber connections,
+// blackholed) and latency spikes.
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import type { OwnRedisServer } from '../helpers/redis.js';
@@ -8,15 +10,25 @@ import { type ServerFaultSet, sleep } from './faults.js';
 import type { ChaosOptions } from './options.js';
 import { now, workerName } from './protocol.js';
 import type { Storm } from './storm.js';
+import type { FaultyProxy } from './tcp-proxy.js';
 
 /** How long after a connection kill its effects (reconnect, retried commands) may show, ms. */
 const RECONNECT_GRACE_MS = 1_000;
+/** The delay a latency spike adds to each chunk either way, ms. */
+const LATENCY_RANGE_MS = [100, 500] as const;
+/** How long fn keeps running after it told the parent to partition its worker, ms. */
+const HOLD_MS = 200;
+/** How long the parent waits for a worker's fn to reach the partition point, ms. */
+const HOLD_TIMEOUT_MS = 5_000;
 
 export class RedisFaults implements ServerFaultSet {
   readonly inject = {
     'client-kill': (round: number) => this.killConnections(round),
     pause: (round: number) => this.pause(round),
     restart: () => this.restart(),
+    partition: () => this.partitionWorker(),
+    'sub-partition': () => this.partitionSubscribers(),
+    latency: () => this.latencySpike(),
   };
   private readonly admin: Redis;
 
@@ -24,13 +36,87 @@ export class RedisFaults implements ServerFaultSet {
     private readonly options: ChaosOptions,
     private readonly storm: Storm,
     private readonly server: OwnRedisServer,
+    private readonly proxy: FaultyProxy,
   ) {
     this.admin = new Redis(server.url, { maxRetriesPerRequest: 3 });
     this.admin.on('error', () => {});
   }
 
   async close(): Promise<void> {
+    this.proxy.heal();
     this.admin.disconnect();
+  }
+
+  /**
+   * A partition of one busy worker, longer than the lease: every connection of it (commands and
+   * subscriber) goes silent, no reset. Its renewals cannot reach Redis, so its leases run out
+   * while fn runs there, and a waiter elsewhere takes over; what it sent meanwhile (renewals,
+   * completions) reaches Redis when the partition heals, and must be refused.
+   */
+  private async partitionWorker(): Promise<ServerFault | undefined> {
+    const slot = this.storm.busySlot();
+    const worker = slot === undefined ? undefined : this.storm.workerOf(slot);
+    if (slot === undefined || worker === undefined) return undefined;
+    try {
+      // The worker's next fn says so and keeps running a little: the partition begins inside it.
+      const held = await this.storm.holdFn(slot, HOLD_MS, HOLD_TIMEOUT_MS);
+      if (held === undefined) return undefined;
+      const name = workerName(slot, worker.pid);
+      const from = now();
+      const silenced = this.proxy.blackholeSome((link) => link.name === name);
+      await sleep(this.options.partitionMs);
+      this.proxy.heal();
+      const healed = now();
+      return {
+        kind: 'partition',
+        from,
+        // Leases it could not renew run out up to a lease after it began; what it held reaches
+        // Redis on healing, and commands that timed out meanwhile are answered then.
+        to: healed + this.options.leaseMs + this.options.storeTimeoutMs,
+        pid: worker.pid,
+        detail: `${silenced} connections of worker ${slot} (pid ${worker.pid}) blackholed ${Math.round(healed - from)} ms, from inside fn of ${held.key}`,
+      };
+    } finally {
+      this.storm.healed(slot);
+    }
+  }
+
+  /**
+   * A partition of every subscriber connection while command connections pass: waiters hear no
+   * completion, and a SUBSCRIBE sent meanwhile gets no answer. Waiters must still settle within
+   * their bound (by the lease's PTTL, then a claim that finds the record).
+   */
+  private async partitionSubscribers(): Promise<ServerFault | undefined> {
+    const from = now();
+    const silenced = this.proxy.blackholeSome((link) => link.subscriber);
+    await sleep(this.options.partitionMs);
+    this.proxy.heal();
+    const healed = now();
+    if (silenced === 0) return undefined;
+    return {
+      kind: 'sub-partition',
+      from,
+      to: healed + this.options.storeTimeoutMs + RECONNECT_GRACE_MS,
+      detail: `${silenced} subscriber connections blackholed ${Math.round(healed - from)} ms, commands passing`,
+    };
+  }
+
+  /** Every connection slowed by +100-500 ms each way for `latencyMs`. */
+  private async latencySpike(): Promise<ServerFault> {
+    const from = now();
+    const [min, max] = LATENCY_RANGE_MS;
+    this.proxy.slowDown(min, max);
+    await sleep(this.options.latencyMs);
+    this.proxy.heal();
+    const healed = now();
+    const connections = this.proxy.connections;
+    return {
+      kind: 'latency',
+      from,
+      // Chunks already delayed arrive up to `max` later; a lease renewed late may still run out.
+      to: healed + max + this.options.leaseMs,
+      detail: `+${min}-${max} ms each way on ${connections} connections for ${Math.round(healed - from)} ms`,
+    };
   }
 
   /**

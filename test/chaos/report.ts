@@ -11,7 +11,13 @@ export function formatReport(
   const line = (text = '') => out.push(text);
   const row = (label: string, value: unknown) => line(`  ${label.padEnd(58)} ${String(value)}`);
 
-  line(options.store === 'redis' ? 'chaos report' : `chaos report: ${storeLabel(options)}`);
+  line(
+    options.soakMs !== undefined
+      ? `chaos soak report: ${Math.round(options.soakMs / 60_000)} min at ${options.soakRate} keys/s`
+      : options.store === 'redis'
+        ? 'chaos report'
+        : `chaos report: ${storeLabel(options)}`,
+  );
   line(
     `  ${options.workers} workers x ${options.concurrency} in flight, ${options.keys} keys x ${options.dups} callers, ` +
       `leaseMs ${options.leaseMs}, waitTimeoutMs ${options.waitTimeoutMs}, stall ${options.stallMs} ms, ` +
@@ -105,12 +111,16 @@ export function formatReport(
 
 function storeLabel(options: ChaosOptions): string {
   if (options.store === 'redis') return 'Redis';
+  if (options.store === 'cluster') return 'Redis Cluster';
   return options.transactional ? 'PostgreSQL, transactional' : 'PostgreSQL';
 }
 
 function serverLabel(options: ChaosOptions): string {
   if (options.store === 'redis') {
-    return `Redis ${options.persistence ? 'AOF appendfsync always' : 'without persistence'}`;
+    return `Redis ${options.persistence ? 'AOF appendfsync always' : 'without persistence'} through the harness's proxy`;
+  }
+  if (options.store === 'cluster') {
+    return 'Redis Cluster of 3 masters and 3 replicas (no persistence, asynchronous replication)';
   }
   return `PostgreSQL through the harness's proxy, down ${options.downMs} ms, ${
     options.transactional

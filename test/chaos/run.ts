@@ -12,6 +12,7 @@ import { LedgerDatabase } from './ledger.js';
 import { type ChaosOptions, parseOptions, USAGE } from './options.js';
 import { formatReport, passed } from './report.js';
 import { buildSchedule } from './schedule.js';
+import { memorySummary, writeSoakChart } from './soak.js';
 import { Storm } from './storm.js';
 
 async function main(options: ChaosOptions): Promise<boolean> {
@@ -21,6 +22,7 @@ async function main(options: ChaosOptions): Promise<boolean> {
   let backend: ChaosBackend | undefined;
   let storm: Storm | undefined;
   let injector: FaultInjector | undefined;
+  let sampler: NodeJS.Timeout | undefined;
   try {
     backend = await startBackend(options, ledger);
     const { workerStore, unavailableBackoffMs } = backend;
@@ -45,16 +47,35 @@ async function main(options: ChaosOptions): Promise<boolean> {
         concurrency: options.concurrency,
         fnMinMs: options.fnMinMs,
         fnMaxMs: options.fnMaxMs,
+        sampleMs: options.soakMs === undefined ? 0 : options.sampleMs,
       }),
       schedule,
       evidence,
+      options.soakMs,
     );
     injector = new FaultInjector(options, storm, await backend.faults(storm), evidence);
     progress(
       `chaos: ${storm.callerCount} callers on ${options.workers} workers, ${options.store}, db ${ledger.name}`,
     );
     await storm.start();
+    const redisMemory = backend.redisMemory;
+    if (options.soakMs !== undefined && redisMemory !== undefined) {
+      const sample = () =>
+        redisMemory().then(
+          (memory) => evidence.redisMemory.push({ t: Date.now(), ...memory }),
+          () => {},
+        );
+      void sample();
+      sampler = setInterval(() => {
+        void sample();
+        const settled = evidence.callers.size;
+        progress(
+          `chaos: soak ${Math.round((Date.now() - evidence.stormStart) / 60_000)} min, ${settled}/${storm?.callerCount} callers settled`,
+        );
+      }, options.sampleMs);
+    }
     const done = await storm.settled(options.deadlineMs);
+    clearInterval(sampler);
     if (!done) progress(`chaos: deadline passed with ${evidence.hung.length} callers unsettled`);
     await injector.close();
     await storm.finish();
@@ -68,13 +89,19 @@ async function main(options: ChaosOptions): Promise<boolean> {
       totalMs: Date.now() - started,
       stormMs: (evidence.stormEnd || Date.now()) - evidence.stormStart,
     };
-    process.stdout.write(`${formatReport(options, figures, timing)}\n`);
+    let report = formatReport(options, figures, timing);
+    if (options.soakMs !== undefined) {
+      await writeSoakChart(options.chart, evidence);
+      report += `\n\n${memorySummary(evidence).join('\n')}\n  chart: ${options.chart}`;
+    }
+    process.stdout.write(`${report}\n`);
     if (options.json !== undefined) {
       const json = { options: { ...options, faults: [...options.faults] }, timing, figures };
       await writeFile(options.json, `${JSON.stringify(json, null, 2)}\n`);
     }
     return passed(figures);
   } finally {
+    clearInterval(sampler);
     await injector?.close().catch(() => {});
     await storm?.finish().catch(() => {});
     await backend?.close().catch((error: unknown) => progress(`chaos: could not stop: ${error}`));

@@ -2,7 +2,7 @@
 // the workers together, records what they report, replaces a killed worker with a new process
 // that carries on with the callers the dead one had not settled, and shuts everything down.
 import type { Evidence } from './evidence.js';
-import type { ArmedFault, WorkerConfig, WorkerEvent } from './protocol.js';
+import type { ArmedFault, WorkerCommand, WorkerConfig, WorkerEvent } from './protocol.js';
 import { WorkerProcess } from './worker-process.js';
 
 interface Slot {
@@ -26,10 +26,18 @@ export class Storm {
   /** Set when a worker died before it was ready: it cannot start, and the run cannot go on. */
   private startFailure: Error | undefined;
 
+  /** Who waits for a slot's next `holding` event (see {@link holdFn}). */
+  private readonly holdWaiters = new Map<number, (event: { key: string; token: number }) => void>();
+  /** Slots partitioned right now: worker faults armed there would not land before it heals. */
+  private readonly partitioned = new Set<number>();
+  /** A soak: when the paced schedule ends (ms since the epoch); undefined for a storm. */
+  private until: number | undefined;
+
   constructor(
     private readonly configFor: (slot: number) => WorkerConfig,
     schedule: readonly (readonly number[])[],
     private readonly evidence: Evidence,
+    private readonly paceMs?: number,
   ) {
     this.total = schedule.reduce((sum, callers) => sum + callers.length, 0);
     this.slots = schedule.map((callers, index) => {
@@ -52,8 +60,9 @@ export class Storm {
     await Promise.all(this.slots.map((slot) => slot.ready));
     if (this.startFailure !== undefined) throw this.startFailure;
     this.evidence.stormStart = Date.now();
+    if (this.paceMs !== undefined) this.until = this.evidence.stormStart + this.paceMs;
     for (const slot of this.slots) {
-      slot.worker.send({ cmd: 'start', callers: slot.callers });
+      slot.worker.send(this.startCommand(slot.callers));
       slot.started = true;
     }
   }
@@ -75,7 +84,10 @@ export class Storm {
 
   /** A slot whose worker is up and still has callers to run, picked at random. */
   busySlot(): number | undefined {
-    const busy = this.slots.filter((slot) => slot.started && this.remaining(slot).length > 0);
+    const busy = this.slots.filter(
+      (slot) =>
+        slot.started && !this.partitioned.has(slot.index) && this.remaining(slot).length > 0,
+    );
     return busy[Math.floor(Math.random() * busy.length)]?.index;
   }
 
@@ -89,6 +101,37 @@ export class Storm {
     if (target === undefined) return;
     target.armed.push(fault);
     target.worker.send({ cmd: 'arm', fault });
+  }
+
+  /**
+   * Arms a `hold` in `slot` and resolves when the worker's next fn is running it (the execution
+   * it holds), or undefined if none did within `timeoutMs`. The slot counts as partitioned (no
+   * worker fault is armed there) until {@link healed}.
+   */
+  holdFn(
+    slot: number,
+    ms: number,
+    timeoutMs: number,
+  ): Promise<{ key: string; token: number } | undefined> {
+    this.partitioned.add(slot);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.holdWaiters.delete(slot);
+        const target = this.slots[slot];
+        const index = target?.armed.findIndex((fault) => fault.kind === 'hold') ?? -1;
+        if (index >= 0) target?.armed.splice(index, 1);
+        resolve(undefined);
+      }, timeoutMs);
+      this.holdWaiters.set(slot, (event) => {
+        clearTimeout(timer);
+        resolve(event);
+      });
+      this.arm(slot, { kind: 'hold', ms });
+    });
+  }
+
+  healed(slot: number): void {
+    this.partitioned.delete(slot);
   }
 
   /** Every worker closes its executor and connections, reports leaks and exits. */
@@ -167,8 +210,14 @@ export class Storm {
     this.spawn(slot);
     await slot.ready;
     for (const fault of unlanded) this.arm(slot.index, fault);
-    slot.worker.send({ cmd: 'start', callers: this.remaining(slot) });
+    slot.worker.send(this.startCommand(this.remaining(slot)));
     slot.started = true;
+  }
+
+  private startCommand(callers: readonly number[]): WorkerCommand {
+    return this.until === undefined
+      ? { cmd: 'start', callers }
+      : { cmd: 'start', callers, until: this.until };
   }
 
   private remaining(slot: Slot): number[] {
@@ -207,6 +256,14 @@ export class Storm {
           from: event.t,
         });
         break;
+      case 'holding': {
+        const index = slot.armed.findIndex((fault) => fault.kind === 'hold');
+        if (index >= 0) slot.armed.splice(index, 1);
+        const waiter = this.holdWaiters.get(slot.index);
+        this.holdWaiters.delete(slot.index);
+        waiter?.({ key: event.key, token: event.token });
+        break;
+      }
       case 'stall-end': {
         const stall = evidence.stalls.find((s) => s.pid === worker.pid && s.token === event.token);
         if (stall !== undefined) stall.to = event.t;
@@ -223,6 +280,15 @@ export class Storm {
         break;
       case 'drained':
         break;
+      case 'memory':
+        evidence.memory.push({
+          slot: slot.index,
+          pid: worker.pid,
+          t: event.t,
+          heapUsed: event.heapUsed,
+          rss: event.rss,
+        });
+        break;
       case 'closed':
         evidence.closes.push({
           slot: slot.index,
@@ -234,7 +300,7 @@ export class Storm {
     }
   }
 
-  private landed(slot: Slot, kind: ArmedFault['kind']): void {
+  private landed(slot: Slot, kind: Exclude<ArmedFault['kind'], 'hold'>): void {
     const index = slot.armed.findIndex((fault) => fault.kind === kind);
     if (index >= 0) slot.armed.splice(index, 1);
     this.evidence.land(kind);

@@ -2,7 +2,7 @@
 // connections carry the worker's name, so the parent can find (and kill) them: `connectionName`
 // on Redis, which duplicate() passes on to the store's connections; `application_name` on
 // PostgreSQL, for the pool (the store's LISTEN connection names itself).
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import type { Store } from '../../src/index.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
@@ -22,6 +22,16 @@ export function openWorkerStore(
   name: string,
   timeoutMs: number,
 ): WorkerStore {
+  if (config.kind === 'cluster') {
+    // `redisOptions.connectionName` reaches every node connection the store opens.
+    const client = new Cluster([...config.nodes], { redisOptions: { connectionName: name } });
+    client.on('error', () => {});
+    return {
+      store: new RedisStore({ redis: client, commandTimeoutMs: timeoutMs }),
+      postgres: undefined,
+      close: async () => client.disconnect(),
+    };
+  }
   if (config.kind === 'redis') {
     const client = new Redis(config.url, { connectionName: name });
     client.on('error', () => {});

@@ -77,7 +77,7 @@ const executor = new IdempotentExecutor({
 // On PostgreSQL the log shares the server with the store: fewer connections, and a name of its
 // own, so no fault aimed at the worker's connections hits it.
 const ledger =
-  config.store.kind === 'redis'
+  config.store.kind !== 'postgres'
     ? new LedgerWriter(config.pgUrl, Math.min(config.concurrency, 8))
     : new LedgerWriter(config.pgUrl, 4, 'chaos-ledger');
 
@@ -118,6 +118,9 @@ async function body(
       // Busy wait: no timer, no renewal, no I/O runs in this process meanwhile.
     }
     print({ ev: 'stall-end', key: ctx.key, token, t: now() });
+  } else if (fault?.kind === 'hold') {
+    print({ ev: 'holding', key: ctx.key, token, t: now() });
+    await sleep(fault.ms);
   }
   return { key: ctx.key, token };
 }
@@ -158,11 +161,17 @@ async function call(id: number): Promise<string | undefined> {
   }
 }
 
-async function storm(callers: readonly number[]): Promise<void> {
+/** With `until`, caller i starts no earlier than its share of the time left (a soak's pace). */
+async function storm(callers: readonly number[], until: number | undefined): Promise<void> {
   let next = 0;
+  const start = Date.now();
+  const interval = until === undefined ? 0 : Math.max(0, until - start) / callers.length;
   const lane = async () => {
     while (next < callers.length) {
-      const id = callers[next++] as number;
+      const index = next++;
+      const id = callers[index] as number;
+      const due = start + index * interval;
+      if (due > Date.now()) await sleep(due - Date.now());
       const code = await call(id);
       // A client backing off: without it a store that refuses at once would burn through the
       // schedule while it is away, and leave no calls for the faults planned after.
@@ -177,8 +186,17 @@ async function storm(callers: readonly number[]): Promise<void> {
 
 let finishing = false;
 
+const sampler =
+  config.sampleMs > 0
+    ? setInterval(() => {
+        const { heapUsed, rss } = process.memoryUsage();
+        print({ ev: 'memory', t: now(), heapUsed, rss });
+      }, config.sampleMs)
+    : undefined;
+
 async function finish(): Promise<void> {
   finishing = true;
+  clearInterval(sampler);
   await executor.close();
   await store.close();
   await backend.close();
@@ -206,7 +224,7 @@ function leakedResources(): string[] {
 const input = createInterface({ input: process.stdin });
 input.on('line', (line) => {
   const command = JSON.parse(line) as WorkerCommand;
-  if (command.cmd === 'start') void storm(command.callers);
+  if (command.cmd === 'start') void storm(command.callers, command.until);
   else if (command.cmd === 'arm') armed.push(command.fault);
   else void finish();
 });

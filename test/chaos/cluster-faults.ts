@@ -240,7 +240,7 @@ class ClusterFaults implements ServerFaultSet {
     if (victim === undefined) return undefined;
     const from = now();
     await this.nodes.kill(victim.port);
-    await this.waitForMasters(false);
+    await this.waitForMasters(false, victim.id);
     const failedOver = now();
     await this.nodes.restart(victim.port);
     await this.waitForMasters(true);
@@ -299,8 +299,12 @@ class ClusterFaults implements ServerFaultSet {
     throw lastError;
   }
 
-  /** Until every slot is served by a healthy master (and, with `replicas`, each has a replica). */
-  private async waitForMasters(replicas: boolean): Promise<void> {
+  /**
+   * Until every slot is served by a healthy master (and, with `replicas`, each has a replica);
+   * with `replaced`, until no slot is served by that node any more (its replica took over: the
+   * other nodes see a killed master as healthy until `cluster-node-timeout` has passed).
+   */
+  private async waitForMasters(replicas: boolean, replaced?: string): Promise<void> {
     await waitUntil(
       async () => {
         for (const port of this.nodes.ports) {
@@ -314,6 +318,7 @@ class ClusterFaults implements ServerFaultSet {
           (view) => view.role === 'master' && !view.failed && view.slots.length > 0,
         );
         if (masters.length !== MASTERS) return false;
+        if (replaced !== undefined && masters.some((view) => view.id === replaced)) return false;
         if (!replicas) return true;
         return masters.every((master) =>
           views.some((view) => view.masterId === master.id && !view.failed),

@@ -22,8 +22,10 @@ export interface CliArguments {
   readonly state: 'running' | 'completed' | undefined;
   readonly match: string | undefined;
   readonly limit: number;
-  /** Bound on the keys a SCAN walk may visit (list, stats). */
+  /** Bound on the keys a SCAN walk may visit (list, stats; watch on a cluster, per walk). */
   readonly scanLimit: number;
+  /** watch on a Redis Cluster: how often the namespace's running leases are looked for, ms. */
+  readonly rescanMs: number;
   readonly force: boolean;
   readonly yes: boolean;
 }
@@ -38,6 +40,7 @@ const OPTIONS = {
   match: { type: 'string' },
   limit: { type: 'string' },
   'scan-limit': { type: 'string' },
+  'rescan-ms': { type: 'string' },
   force: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   help: { type: 'boolean', short: 'h' },
@@ -53,7 +56,7 @@ const COMMAND_OPTIONS: Readonly<Record<CommandName, readonly OptionName[]>> = {
   forget: ['force', 'yes'],
   list: ['state', 'match', 'limit', 'scan-limit'],
   stats: ['scan-limit'],
-  watch: [],
+  watch: ['rescan-ms', 'scan-limit'],
 };
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -61,6 +64,7 @@ export const DEFAULT_NAMESPACE = 'idem';
 const DEFAULT_TIMEOUT_MS = 5_000;
 const DEFAULT_LIMIT = 100;
 const DEFAULT_SCAN_LIMIT = 10_000_000;
+const DEFAULT_RESCAN_MS = 1_000;
 
 export const USAGE = `Usage: idempotent-executor <command> [options]
 
@@ -80,7 +84,10 @@ Options:
       --state S        list: only running or only completed keys
       --match GLOB     list: only keys matching GLOB (Redis glob: * ? [abc])
       --limit N        list: at most N keys (default: ${DEFAULT_LIMIT})
-      --scan-limit N   list, stats: visit at most about N Redis keys (default: ${DEFAULT_SCAN_LIMIT})
+      --scan-limit N   list, stats (and each walk of watch on a cluster): visit at most about
+                       N Redis keys (default: ${DEFAULT_SCAN_LIMIT})
+      --rescan-ms MS   watch on a Redis Cluster: look for running executions every MS
+                       (default: ${DEFAULT_RESCAN_MS}); see docs/cli.md for what it misses
       --force          forget: delete even while an execution runs (asks for confirmation)
   -y, --yes            forget --force: do not ask (for scripts)
   -h, --help           this help
@@ -138,6 +145,7 @@ export function parseArguments(
     match: values.match,
     limit: positiveInteger('--limit', values.limit, DEFAULT_LIMIT),
     scanLimit: positiveInteger('--scan-limit', values['scan-limit'], DEFAULT_SCAN_LIMIT),
+    rescanMs: positiveInteger('--rescan-ms', values['rescan-ms'], DEFAULT_RESCAN_MS),
     force: values.force === true,
     yes: values.yes === true,
   };
@@ -157,6 +165,7 @@ function defaults(
     match: undefined,
     limit: DEFAULT_LIMIT,
     scanLimit: DEFAULT_SCAN_LIMIT,
+    rescanMs: DEFAULT_RESCAN_MS,
     force: false,
     yes: false,
   };

@@ -1,10 +1,11 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { recordKeyOf } from '../../core/keys.js';
 import { renewedLeaseMs } from '../../core/record-codec.js';
-import { isLeaseToken } from '../../store/store.js';
+import { ClusterSubscriber } from '../../store/redis/cluster-subscriber.js';
+import { channelOf } from '../../store/redis/key-layout.js';
+import { isLeaseToken, LEASE_TOKEN_LENGTH } from '../../store/store.js';
 import {
   type CommandContext,
-  CommandError,
   ExitCode,
   type ExitCodeValue,
   type Io,
@@ -14,7 +15,13 @@ import {
 } from '../context.js';
 import { errorSummary, formatDuration, formatValue, toJsonSafe } from '../display.js';
 import { codec } from '../entry.js';
-import { channelPattern, idempotencyKeyOfChannel } from '../key-names.js';
+import {
+  channelPattern,
+  idempotencyKeyOf,
+  idempotencyKeyOfChannel,
+  recordKeyPattern,
+} from '../key-names.js';
+import { ScanBudget, scanKeys } from '../scan.js';
 
 /** What the watch reports, one per message (or per takeover it infers). */
 export type WatchEvent =
@@ -43,24 +50,21 @@ interface SeenLease {
 const MAX_TRACKED_LEASES = 10_000;
 
 /**
- * `watch`: PSUBSCRIBE to every key channel of the namespace and report each message: the
+ * `watch`: listens to every key channel of the namespace and reports each message: the
  * completion record, a release notice, a lease renewal. Takeovers publish nothing of their own;
  * the watch infers one when a lease it saw renewed is followed by a renewal under another token,
  * or by a record whose execution started after that renewal. Runs until `stop` aborts.
+ *
+ * On one server: PSUBSCRIBE to the namespace's channel pattern. On a Redis Cluster the executor
+ * publishes with sharded pub/sub, which has no pattern form: see {@link watchCluster}.
  */
 export async function watchCommand(
   context: CommandContext,
   stop: AbortSignal,
 ): Promise<ExitCodeValue> {
   const { args, connection, io } = context;
-  if (connection.cluster) {
-    throw new CommandError(
-      'watch is not available on Redis Cluster: the executor publishes there with sharded ' +
-        'pub/sub (SPUBLISH), which has no pattern subscription. inspect, forget, list and stats work.',
-      ExitCode.FAILED,
-      'UNSUPPORTED_ON_CLUSTER',
-    );
-  }
+  const view = new WatchView(io, args.json);
+  if (connection.cluster) return watchCluster(context, stop, view);
   const reader = connection.client as Redis;
   // Reconnects on its own (unlike the tool's other connections): a watch outlives blips.
   const subscriber = reader.duplicate({
@@ -68,9 +72,7 @@ export async function watchCommand(
     retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
     commandTimeout: undefined,
   });
-  const view = new WatchView(io, args.json);
-  const seen = new Map<string, SeenLease>();
-  let queue = Promise.resolve();
+  const events = new EventReader(args.namespace, reader, view);
   let ready = false;
 
   subscriber.on('error', () => {});
@@ -82,14 +84,217 @@ export async function watchCommand(
   subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
     const key = idempotencyKeyOfChannel(args.namespace, channel.toString());
     if (key === undefined) return;
-    // In arrival order, though a renewal waits for a read of the key.
-    queue = queue.then(() => handle(key, message)).catch(() => undefined);
+    events.push(key, message);
   });
 
-  async function handle(key: string, message: Buffer): Promise<void> {
+  try {
+    await subscriber.connect();
+    await subscriber.psubscribe(channelPattern(args.namespace));
+  } catch (err) {
+    subscriber.disconnect();
+    throw err;
+  }
+  io.stderr.write(
+    `Watching namespace "${args.namespace}" on ${connection.displayUrl} (Ctrl-C to stop)\n`,
+  );
+  view.start();
+  await stopped(stop);
+  subscriber.disconnect();
+  await events.drained();
+  view.finish();
+  return ExitCode.OK;
+}
+
+/** A channel the cluster watch is subscribed to (or subscribing to). */
+interface TrackedChannel {
+  readonly key: string;
+  readonly redisKey: string;
+  readonly subscribedAt: number;
+  /** When the last message arrived on it; 0 before the first. */
+  heardAt: number;
+}
+
+/**
+ * `watch` on a Redis Cluster. The executor publishes on `<record key>:done` with SPUBLISH, and
+ * Redis has no pattern form of SSUBSCRIBE, so the channels to listen to are found: every
+ * `--rescan-ms` a bounded SCAN of every master (as `list` walks) finds the namespace's record
+ * keys, a 33-byte GETRANGE of each tells a running lease (a 32-character token) from a record,
+ * and each running key's channel is SSUBSCRIBEd on the master serving its slot (the store's own
+ * {@link ClusterSubscriber}, which follows the slot through failovers and migrations). Right
+ * after each subscription the key is read again: an execution that finished between the scan
+ * and the subscription is reported from its record. A channel is dropped once its key is no
+ * longer running and nothing was heard on it for a whole interval.
+ *
+ * What this cannot see: an execution that starts and finishes between two scans publishes on a
+ * channel nobody listens to yet (docs/cli.md says so).
+ */
+async function watchCluster(
+  context: CommandContext,
+  stop: AbortSignal,
+  view: WatchView,
+): Promise<ExitCodeValue> {
+  const { args, connection, io } = context;
+  const cluster = connection.client as Cluster;
+  // Every completion that could also arrive as a message is reported once.
+  const events = new EventReader(args.namespace, cluster, view, true);
+  const tracked = new Map<string, TrackedChannel>();
+  let resyncShown = false;
+  const shards = new ClusterSubscriber(
+    cluster,
+    { commandTimeout: args.timeoutMs },
+    {
+      message: (channel, message) => {
+        const channelState = tracked.get(channel);
+        if (channelState === undefined) return;
+        channelState.heardAt = Date.now();
+        events.push(channelState.key, message);
+      },
+      // Told once per channel after a failover or a reconnection: one line per burst.
+      resync: () => {
+        if (resyncShown) return;
+        resyncShown = true;
+        setImmediate(() => {
+          resyncShown = false;
+          view.show({ event: 'reconnected' });
+        });
+      },
+    },
+  );
+  const pattern = recordKeyPattern(args.namespace);
+
+  /** The running keys of the namespace (channel -> key, record key), by one walk of every master. */
+  async function findRunning(): Promise<{
+    running: Map<string, { key: string; redisKey: string }>;
+    complete: boolean;
+  }> {
+    const budget = new ScanBudget(args.scanLimit);
+    const running = new Map<string, { key: string; redisKey: string }>();
+    for (const node of connection.masters()) {
+      for await (const batch of scanKeys(node, pattern, budget, 'string')) {
+        const found: { key: string; redisKey: string }[] = [];
+        for (const redisKey of batch) {
+          const key = idempotencyKeyOf(args.namespace, redisKey);
+          if (key !== undefined) found.push({ key, redisKey });
+        }
+        if (found.length === 0) continue;
+        // One byte past a token's length: a longer record is never taken for a token.
+        const pipeline = node.pipeline();
+        for (const { redisKey } of found) pipeline.getrangeBuffer(redisKey, 0, LEASE_TOKEN_LENGTH);
+        const replies = (await pipeline.exec()) ?? [];
+        found.forEach((entry, i) => {
+          const [error, head] = replies[i] ?? [null, null];
+          if (error === null && Buffer.isBuffer(head) && isLeaseToken(head)) {
+            running.set(channelOf(entry.redisKey), entry);
+          }
+        });
+      }
+    }
+    return { running, complete: budget.complete };
+  }
+
+  async function subscribe(channel: string, key: string, redisKey: string): Promise<void> {
+    const channelState: TrackedChannel = { key, redisKey, subscribedAt: Date.now(), heardAt: 0 };
+    tracked.set(channel, channelState);
+    try {
+      await shards.subscribe(channel);
+    } catch {
+      // The next scan tries again.
+      if (tracked.get(channel) === channelState) tracked.delete(channel);
+      return;
+    }
+    // It was running at the scan: a record now is a completion whose message may have been
+    // published before the subscription took (reported once, whichever comes first).
+    const raw = await cluster.getBuffer(redisKey).catch(() => null);
+    if (raw !== null && !isLeaseToken(raw) && channelState.heardAt === 0) events.push(key, raw);
+  }
+
+  async function scanOnce(): Promise<void> {
+    const { running, complete } = await findRunning();
+    const subscriptions: Promise<void>[] = [];
+    for (const [channel, { key, redisKey }] of running) {
+      if (!tracked.has(channel)) subscriptions.push(subscribe(channel, key, redisKey));
+    }
+    await Promise.all(subscriptions);
+    // A walk cut short by --scan-limit did not look everywhere: drop nothing on its word.
+    if (!complete) return;
+    const quietSince = Date.now() - args.rescanMs;
+    for (const [channel, channelState] of tracked) {
+      if (running.has(channel)) continue;
+      if (channelState.subscribedAt > quietSince || channelState.heardAt > quietSince) continue;
+      tracked.delete(channel);
+      shards.unsubscribe(channel);
+      events.forget(channelState.key);
+    }
+  }
+
+  try {
+    await scanOnce();
+  } catch (err) {
+    await shards.close(args.timeoutMs);
+    throw err;
+  }
+  io.stderr.write(
+    `Watching namespace "${args.namespace}" on ${connection.displayUrl} (Redis Cluster: ` +
+      `running executions found every ${args.rescanMs} ms; Ctrl-C to stop)\n`,
+  );
+  view.start();
+  let timer: NodeJS.Timeout | undefined;
+  let round: Promise<void> = Promise.resolve();
+  const schedule = () => {
+    timer = setTimeout(() => {
+      // A failed walk (a master unreachable) is tried again at the next interval.
+      round = scanOnce()
+        .catch(() => undefined)
+        .then(() => {
+          if (!stop.aborted) schedule();
+        });
+    }, args.rescanMs);
+  };
+  schedule();
+  await stopped(stop);
+  clearTimeout(timer);
+  await round;
+  await shards.close(args.timeoutMs);
+  await events.drained();
+  view.finish();
+  return ExitCode.OK;
+}
+
+/**
+ * Turns the messages of key channels into events, in arrival order (a renewal waits for a read
+ * of the key), remembering the leases seen renewed to infer takeovers.
+ */
+class EventReader {
+  private readonly seen = new Map<string, SeenLease>();
+  /** With `dedupe`: the last completion reported per key (`startedAt/completedAt`). */
+  private readonly reported = new Map<string, string>();
+  private queue = Promise.resolve();
+
+  constructor(
+    private readonly namespace: string,
+    private readonly reader: Redis | Cluster,
+    private readonly view: WatchView,
+    private readonly dedupe = false,
+  ) {}
+
+  push(key: string, message: Buffer): void {
+    this.queue = this.queue.then(() => this.handle(key, message)).catch(() => undefined);
+  }
+
+  /** Forgets what was reported of `key` (its channel is no longer listened to). */
+  forget(key: string): void {
+    this.reported.delete(key);
+  }
+
+  drained(): Promise<void> {
+    return this.queue;
+  }
+
+  private async handle(key: string, message: Buffer): Promise<void> {
+    const { seen, view } = this;
     const leaseMs = renewedLeaseMs(message);
     if (leaseMs !== undefined) {
-      const raw = await reader.getBuffer(recordKeyOf(args.namespace, key)).catch(() => null);
+      const raw = await this.reader.getBuffer(recordKeyOf(this.namespace, key)).catch(() => null);
       const token = raw !== null && isLeaseToken(raw) ? raw.toString() : null;
       const before = seen.get(key);
       if (before?.token != null && token !== null && before.token !== token) {
@@ -106,9 +311,8 @@ export async function watchCommand(
       view.show({ event: 'unreadable', key, reason: (err as Error).message });
       return;
     }
-    const before = seen.get(key);
-    seen.delete(key);
     if (decoded.kind === 'release') {
+      seen.delete(key);
       const outcome = decoded.notice.outcome;
       view.show({
         event: 'released',
@@ -118,6 +322,13 @@ export async function watchCommand(
       return;
     }
     const { record } = decoded;
+    if (this.dedupe) {
+      const id = `${record.startedAt}/${record.completedAt}`;
+      if (this.reported.get(key) === id) return;
+      this.reported.set(key, id);
+    }
+    const before = seen.get(key);
+    seen.delete(key);
     // The lease seen renewed was alive at seenAt; an execution that started later is another one.
     if (before !== undefined && record.startedAt > before.seenAt) {
       view.show({ event: 'takeover', key, previousLeaseSeenAt: new Date(before.seenAt) });
@@ -131,26 +342,13 @@ export async function watchCommand(
       ...(record.outcome.ok ? { value: record.outcome.value } : { error: record.outcome.error }),
     });
   }
+}
 
-  try {
-    await subscriber.connect();
-    await subscriber.psubscribe(channelPattern(args.namespace));
-  } catch (err) {
-    subscriber.disconnect();
-    throw err;
-  }
-  io.stderr.write(
-    `Watching namespace "${args.namespace}" on ${connection.displayUrl} (Ctrl-C to stop)\n`,
-  );
-  view.start();
-  await new Promise<void>((resolve) => {
+function stopped(stop: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
     if (stop.aborted) resolve();
     else stop.addEventListener('abort', () => resolve(), { once: true });
   });
-  subscriber.disconnect();
-  await queue;
-  view.finish();
-  return ExitCode.OK;
 }
 
 function remember(seen: Map<string, SeenLease>, key: string, lease: SeenLease): void {

@@ -22,6 +22,7 @@ import { clusterThroughput } from './scenarios/cluster.js';
 import { commandsPerRun } from './scenarios/commands.js';
 import { freshRuns } from './scenarios/fresh.js';
 import { inProcess } from './scenarios/in-process.js';
+import { postgresStore } from './scenarios/postgres.js';
 import { processMemory } from './scenarios/process-memory.js';
 import { redisMemory } from './scenarios/redis-memory.js';
 import { replays } from './scenarios/replay.js';
@@ -41,6 +42,7 @@ const SCENARIOS: Record<string, (context: BenchContext, results: Results) => Pro
   telemetry,
   'server-cpu': serverCpu,
   cluster: clusterThroughput,
+  postgres: postgresStore,
 };
 
 const { values } = parseArgs({

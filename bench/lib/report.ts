@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { heapChart, renderSvg, throughputChart, waiterChart } from './charts.js';
-import type { Results, ThroughputRow } from './results.js';
+import type { Results, ThroughputRow, WaiterRow } from './results.js';
 
 const EXECUTOR = 'idempotent-executor';
 const CEILING = 'ceiling (raw SET NX PX + SET PX)';
@@ -221,7 +221,72 @@ export function consoleReport(results: Results): string {
     '',
     'Cluster:',
     throughputTable(results.cluster),
+    ...(results.postgres === undefined
+      ? []
+      : [
+          '',
+          'PostgreSQL store, fresh runs:',
+          throughputTable(byConcurrency(results.postgres.fresh), PG_CEILING),
+          '',
+          'PostgreSQL store, replays:',
+          throughputTable(byConcurrency(results.postgres.replay), PG_REPLAY_BASELINE),
+          '',
+          'PostgreSQL store, waiters:',
+          postgresWaitersTable(results.postgres.waiters),
+        ]),
   ].join('\n');
+}
+
+const PG_CEILING = 'ceiling (raw INSERT … ON CONFLICT + UPDATE)';
+const PG_REPLAY_BASELINE = 'baseline (raw SELECT + decode)';
+
+function postgresWaitersTable(rows: readonly WaiterRow[]): string {
+  return table(
+    ['subject', 'callers', 'p50 ms', 'p99 ms', 'max ms', 'got the value', 'failed', 'fn ran'],
+    rows.map((row) => [
+      row.subject,
+      String(row.waiters),
+      ms(row.p50Ms),
+      ms(row.p99Ms),
+      ms(row.maxMs),
+      int(row.settled),
+      int(row.failed),
+      int(row.executions),
+    ]),
+  );
+}
+
+/** The section of bench/scenarios/postgres.ts, when it ran. */
+function postgresSection(results: Results): string {
+  const pg = results.postgres;
+  if (pg === undefined) return '';
+  return `## PostgreSQL store
+
+The executor on \`PostgresStore\` (PostgreSQL ${pg.server} on this machine, a \`pg.Pool\` of
+${pg.poolSize}), beside the executor on this run's Redis, measured in the same alternating rounds.
+The **ceiling** is a raw loop of the SQL a fresh run needs on a table of the same shape — the claim
+(\`INSERT … ON CONFLICT (key_hash) DO UPDATE … WHERE expired\`), then the completion as a
+compare-and-set on the token (\`UPDATE … WHERE token = $2 AND record IS NULL\`) with a record
+encoded beforehand, no notification — on a pool of the same size, the faster of unnamed and
+prepared statements. The **protocol floor** sends the store's own statements raw (the completion
+with its \`pg_notify\`; a replay's refused claim, then its read). Every statement commits on its
+own (\`synchronous_commit\` as the server has it). See [postgres.md](postgres.md#benchmarks).
+
+${throughputTable(byConcurrency(pg.fresh), PG_CEILING)}
+
+The ceiling's configurations:
+
+${throughputTable(byConcurrency(pg.ceilingConfigs))}
+
+Replays, beside a raw \`SELECT\` of the row and a msgpack decode:
+
+${throughputTable(byConcurrency(pg.replay), PG_REPLAY_BASELINE)}
+
+Waiters: one key whose fn takes 200 ms, the callers split over two processes, on each store.
+
+${postgresWaitersTable(pg.waiters)}
+
+`;
 }
 
 function serverCpuTable(results: Results): string {
@@ -423,7 +488,7 @@ scales over machines.
 
 ${throughputTable(results.cluster)}
 
-${analysis.trim()}
+${postgresSection(results)}${analysis.trim()}
 `;
   const path = join(docsDir, 'benchmarks.md');
   await writeFile(path, doc);

@@ -24,6 +24,24 @@ export interface Results {
   cluster: ThroughputRow[];
   /** Redis (and Valkey) CPU per run beside the raw loops (absent in results of older runs). */
   serverCpu: ServerCpuRow[];
+  /** The PostgreSQL store beside its raw ceiling and the Redis store (absent when not run). */
+  postgres?: PostgresResults;
+}
+
+/** What bench/scenarios/postgres.ts measured. */
+export interface PostgresResults {
+  /** `SHOW server_version` of the PostgreSQL measured. */
+  server: string;
+  /** `max` of every pg.Pool in the scenario (the executor's and the raw loops'). */
+  poolSize: number;
+  /** Fresh runs: the executor on each store, and the raw ceiling (fastest configuration). */
+  fresh: ThroughputRow[];
+  /** Each raw configuration as measured (the ceiling row in `fresh` is the fastest). */
+  ceilingConfigs: ThroughputRow[];
+  /** Replays: the executor on each store, and a raw SELECT + decode. */
+  replay: ThroughputRow[];
+  /** As the waiters scenario's rows; `commandsPerCaller` is not counted (NaN). */
+  waiters: WaiterRow[];
 }
 
 export interface ServerCpuRow {

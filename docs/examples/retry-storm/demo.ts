@@ -5,13 +5,22 @@
 // With a reachable Redis (REDIS_URL, default redis://127.0.0.1:6379) the storm runs in
 // WORKERS child processes sharing that Redis; without one it runs in this process on a
 // MemoryStore and says so.
+//
+// `npm run demo -- --store postgres` runs the same storm, in the same processes with the same
+// checks, on PostgreSQL (POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/test): a
+// PostgresStore on a table of its own and the provider's ledger in another, both dropped at the
+// end.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { IdempotentExecutor, MemoryStore, type RunContext } from 'idempotent-executor';
+import { PostgresStore } from 'idempotent-executor/postgres';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const WORKERS = 4;
 const ORDERS = 40;
 const CALLS_PER_ORDER_PER_WORKER = 3;
@@ -136,6 +145,34 @@ function redisLedger(redis: Redis, namespace: string): Ledger {
   };
 }
 
+/** The ledger in a table of the demo's own: charges per order, and whether it had its hiccup. */
+function postgresLedger(pool: pg.Pool, table: string): Ledger {
+  return {
+    charge: async (order) => {
+      await pool.query(
+        `INSERT INTO ${table} AS l (order_id, charges) VALUES ($1, 1)
+         ON CONFLICT (order_id) DO UPDATE SET charges = l.charges + 1`,
+        [order],
+      );
+    },
+    firstAttempt: async (order) => {
+      const { rowCount } = await pool.query(
+        `INSERT INTO ${table} AS l (order_id, hiccuped) VALUES ($1, true)
+         ON CONFLICT (order_id) DO UPDATE SET hiccuped = true WHERE NOT l.hiccuped`,
+        [order],
+      );
+      return rowCount === 1;
+    },
+    charges: async () => {
+      const { rows } = await pool.query<{ order_id: number; charges: number }>(
+        `SELECT order_id, charges FROM ${table}`,
+      );
+      const counts = new Map(rows.map((row) => [row.order_id, row.charges]));
+      return new Map([...Array(ORDERS).keys()].map((o) => [o, counts.get(o) ?? 0]));
+    },
+  };
+}
+
 function memoryLedger(): Ledger {
   const charges = new Map<number, number>();
   const hiccuped = new Set<number>();
@@ -177,11 +214,26 @@ async function runWorker(namespace: string): Promise<void> {
   process.stdout.write(`${JSON.stringify(tally)}\n`);
 }
 
-function runChild(namespace: string): Promise<Tally> {
+/** Child mode on PostgreSQL: the store's table and the ledger's were made by the parent. */
+async function runPostgresWorker(namespace: string, table: string): Promise<void> {
+  const pool = new pg.Pool({ connectionString: POSTGRES_URL });
+  const store = new PostgresStore({ pool, table });
+  const tally = emptyTally();
+  const executor = new IdempotentExecutor({ store, namespace, ...executorOptions(tally) });
+  await storm(executor, postgresLedger(pool, ledgerTableOf(table)), tally);
+  await executor.close();
+  await store.close();
+  await pool.end();
+  process.stdout.write(`${JSON.stringify(tally)}\n`);
+}
+
+const ledgerTableOf = (table: string) => `${table}_ledger`;
+
+function runChild(namespace: string, ...storeArgs: string[]): Promise<Tally> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [...process.execArgv, fileURLToPath(import.meta.url), '--worker', namespace],
+      [...process.execArgv, fileURLToPath(import.meta.url), '--worker', namespace, ...storeArgs],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let output = '';
@@ -226,7 +278,10 @@ function report(
     ['requests (duplicates and retries)', tally.requests],
     ['executions of the charge function', tally.executions],
     ['  of which transient gateway errors (not cached)', tally.transientFailures],
-    ['replays from Redis/the store', tally.replays],
+    [
+      `replays from ${mode.includes('PostgreSQL') ? 'PostgreSQL' : 'Redis/the store'}`,
+      tally.replays,
+    ],
     ['  of which waited for a running charge', tally.waits],
     ['same-process duplicates sharing a call', tally.joined],
     ['callers told "declined" (cached decline)', tally.declinesSeen],
@@ -249,6 +304,50 @@ function report(
     console.log(`  Verdict: FAILED for orders ${wrong.join(', ')}`);
   }
   return wrong.length === 0;
+}
+
+/** The storm on PostgreSQL: a store table and a ledger table of its own, dropped at the end. */
+async function mainOnPostgres(): Promise<void> {
+  const started = Date.now();
+  const suffix = randomBytes(4).toString('hex');
+  const namespace = `demo-${suffix}`;
+  const table = `demo_${suffix}`;
+  const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
+  const store = new PostgresStore({ pool, table });
+  try {
+    await store.ensureSchema();
+  } catch (error) {
+    await store.close();
+    await pool.end();
+    console.error(`No PostgreSQL answers at ${POSTGRES_URL} (set POSTGRES_URL): ${String(error)}`);
+    process.exitCode = 1;
+    return;
+  }
+  console.log(
+    `Retry storm: ${WORKERS} processes x ${ORDERS} orders x ${CALLS_PER_ORDER_PER_WORKER} duplicate calls, sharing PostgreSQL at ${POSTGRES_URL} (table ${table})`,
+  );
+  try {
+    await pool.query(
+      `CREATE TABLE ${ledgerTableOf(table)} (
+         order_id int PRIMARY KEY, charges int NOT NULL DEFAULT 0, hiccuped bool NOT NULL DEFAULT false)`,
+    );
+    const tallies = await Promise.all(
+      Array.from({ length: WORKERS }, () => runChild(namespace, 'postgres', table)),
+    );
+    const tally = tallies.reduce(add, emptyTally());
+    const charges = await postgresLedger(pool, ledgerTableOf(table)).charges();
+    const ok = report(
+      `${WORKERS} OS processes on PostgreSQL`,
+      tally,
+      charges,
+      (Date.now() - started) / 1000,
+    );
+    process.exitCode = ok ? 0 : 1;
+  } finally {
+    await store.close();
+    await pool.query(`DROP TABLE IF EXISTS ${table}, ${ledgerTableOf(table)}`);
+    await pool.end();
+  }
 }
 
 async function main(): Promise<void> {
@@ -298,5 +397,13 @@ async function main(): Promise<void> {
   process.exitCode = ok ? 0 : 1;
 }
 
-if (process.argv[2] === '--worker') await runWorker(process.argv[3] ?? 'demo');
-else await main();
+if (process.argv[2] === '--worker') {
+  const [namespace = 'demo', store, table = ''] = process.argv.slice(3);
+  if (store === 'postgres') await runPostgresWorker(namespace, table);
+  else await runWorker(namespace);
+} else {
+  const { values } = parseArgs({ options: { store: { type: 'string', default: 'redis' } } });
+  if (values.store === 'postgres') await mainOnPostgres();
+  else if (values.store === 'redis') await main();
+  else throw new Error(`Expected \`--store\` to be redis or postgres, got ${values.store}`);
+}

@@ -1,4 +1,5 @@
 import { type Attributes, context, trace } from '@opentelemetry/api';
+import { monotonicNow } from '../clock.js';
 import type { RedisConnection } from '../store/redis/connection.js';
 import { recordKeyOf } from '../store/redis/key-layout.js';
 import { RedisStore } from '../store/redis/redis-store.js';
@@ -539,7 +540,7 @@ export class IdempotentExecutor {
     let error = firstError;
     let delayMs = 25;
     for (;;) {
-      if (Date.now() + delayMs >= lease.validUntil) {
+      if (monotonicNow() + delayMs >= lease.validUntil) {
         this.emit({ type: 'store-failed', key, error });
         return 'unstored';
       }

@@ -1,4 +1,5 @@
 import type { Span } from '@opentelemetry/api';
+import { monotonicNow } from '../clock.js';
 import {
   AbortedError,
   InProgressError,
@@ -112,7 +113,7 @@ export class Flight {
 }
 
 class Attachment {
-  private readonly startedAt = Date.now();
+  private readonly startedAt = monotonicNow();
   private timer: NodeJS.Timeout | undefined;
   private readonly onAbort: (() => void) | undefined;
   private done = false;
@@ -142,7 +143,7 @@ class Attachment {
     // either way someone else's fn runs, and this caller keeps its own bound.
     if (!this.caller.wait) this.fail(new InProgressError(this.flight.key));
     else if (this.timer === undefined) {
-      const remaining = this.startedAt + this.caller.waitTimeoutMs - Date.now();
+      const remaining = this.startedAt + this.caller.waitTimeoutMs - monotonicNow();
       if (remaining <= 0) this.timeOut();
       else this.timer = setTimeout(() => this.timeOut(), remaining);
     }
@@ -172,7 +173,7 @@ class Attachment {
   }
 
   private timeOut(): void {
-    this.fail(new WaitTimeoutError(this.flight.key, Date.now() - this.startedAt));
+    this.fail(new WaitTimeoutError(this.flight.key, Math.round(monotonicNow() - this.startedAt)));
   }
 
   private finish(detach: boolean): boolean {

@@ -1,3 +1,4 @@
+import { monotonicNow } from '../clock.js';
 import type { Lease } from '../store/store.js';
 import type { RecordCodec } from './record-codec.js';
 
@@ -49,7 +50,7 @@ export class LeaseKeeper {
   }
 
   private schedule(kept: KeptLease): void {
-    const dueAt = Date.now() + Math.max(1, Math.floor(kept.leaseMs * RENEW_EVERY_FRACTION));
+    const dueAt = monotonicNow() + Math.max(1, Math.floor(kept.leaseMs * RENEW_EVERY_FRACTION));
     const slot = Math.ceil(dueAt / SLOT_MS);
     let bucket = this.buckets.get(slot);
     if (bucket === undefined) {
@@ -72,7 +73,7 @@ export class LeaseKeeper {
   private arm(slot: number): void {
     clearTimeout(this.timer);
     this.timerSlot = slot;
-    this.timer = setTimeout(() => this.tick(), Math.max(0, slot * SLOT_MS - Date.now()));
+    this.timer = setTimeout(() => this.tick(), Math.max(0, slot * SLOT_MS - monotonicNow()));
   }
 
   private disarm(): void {
@@ -84,7 +85,7 @@ export class LeaseKeeper {
   private tick(): void {
     this.timer = undefined;
     this.timerSlot = Number.POSITIVE_INFINITY;
-    const now = Math.floor(Date.now() / SLOT_MS);
+    const now = Math.floor(monotonicNow() / SLOT_MS);
     let next = Number.POSITIVE_INFINITY;
     for (const [slot, bucket] of this.buckets) {
       if (slot > now) {
@@ -103,7 +104,7 @@ export class LeaseKeeper {
       held = await kept.lease.extend(kept.leaseMs, this.noticeFor(kept.leaseMs));
     } catch {
       // Unreachable store: keep trying while the lease surely holds, then give it up.
-      held = Date.now() < kept.lease.validUntil;
+      held = monotonicNow() < kept.lease.validUntil;
     }
     if (kept.stopped) return;
     if (held) {

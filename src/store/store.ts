@@ -42,7 +42,11 @@ export type EntryState =
 
 /** A held lease on one key. Every method compares-and-sets on the lease token. */
 export interface Lease {
-  /** Local clock time (ms) before which the lease is surely still held, if nothing took it. */
+  /**
+   * The time (ms, on the monotonic clock of `performance.now()`, never the wall clock) before
+   * which the lease is surely still held, if nothing took it. A store counts it from before the
+   * claim or renewal was sent, less an allowance for the drift between its clock and ours.
+   */
   readonly validUntil: number;
   /**
    * Pushes the lease's expiry to `leaseMs` from now and publishes `notice`, so waiters re-arm

@@ -1,3 +1,4 @@
+import { monotonicNow } from '../../clock.js';
 import { newLeaseToken } from '../lease-token.js';
 import type { EntryState, KeyListener, Lease, Store, Subscription } from '../store.js';
 
@@ -37,7 +38,7 @@ export class MemoryStore implements Store {
     const held = this.live(key);
     if (held !== undefined) return typeof held.value === 'string' ? null : held.value;
     const token = newLeaseToken();
-    const now = Date.now();
+    const now = monotonicNow();
     this.entries.set(key, { value: token, expiresAt: now + leaseMs });
     return new MemoryLease(this, key, token, now + leaseMs);
   }
@@ -45,7 +46,8 @@ export class MemoryStore implements Store {
   async read(key: string): Promise<EntryState> {
     const entry = this.live(key);
     if (entry === undefined) return { state: 'absent' };
-    const ttlMs = entry.expiresAt === Number.POSITIVE_INFINITY ? -1 : entry.expiresAt - Date.now();
+    const ttlMs =
+      entry.expiresAt === Number.POSITIVE_INFINITY ? -1 : entry.expiresAt - monotonicNow();
     if (typeof entry.value === 'string') return { state: 'running', ttlMs };
     return { state: 'completed', bytes: entry.value, ttlMs };
   }
@@ -85,7 +87,7 @@ export class MemoryStore implements Store {
   putRaw(key: string, bytes: Uint8Array, ttlMs?: number): void {
     this.entries.set(key, {
       value: bytes,
-      expiresAt: ttlMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + ttlMs,
+      expiresAt: ttlMs === undefined ? Number.POSITIVE_INFINITY : monotonicNow() + ttlMs,
     });
   }
 
@@ -98,7 +100,7 @@ export class MemoryStore implements Store {
   /** @internal */
   replace(key: string, value: Uint8Array | undefined, ttlMs: number, message: Uint8Array): void {
     if (value === undefined) this.entries.delete(key);
-    else this.entries.set(key, { value, expiresAt: Date.now() + ttlMs });
+    else this.entries.set(key, { value, expiresAt: monotonicNow() + ttlMs });
     this.publish(key, message);
   }
 
@@ -115,7 +117,7 @@ export class MemoryStore implements Store {
 
   /** @internal */
   nextFence(key: string, fenceTtlMs: number): number {
-    const now = Date.now();
+    const now = monotonicNow();
     const last = this.fences.get(key)?.token ?? 0;
     const token = last >= now * 1000 ? last + 1 : now * 1000;
     this.fences.set(key, { token, expiresAt: now + fenceTtlMs });
@@ -125,7 +127,7 @@ export class MemoryStore implements Store {
   private live(key: string): Entry | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.expiresAt <= monotonicNow()) {
       this.entries.delete(key);
       return undefined;
     }
@@ -133,7 +135,7 @@ export class MemoryStore implements Store {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = monotonicNow();
     for (const [key, entry] of this.entries) {
       if (entry.expiresAt <= now) this.entries.delete(key);
     }
@@ -154,7 +156,7 @@ class MemoryLease implements Lease {
   async extend(leaseMs: number, notice: Uint8Array): Promise<boolean> {
     const entry = this.store.holds(this.key, this.token);
     if (entry === undefined) return false;
-    entry.expiresAt = Date.now() + leaseMs;
+    entry.expiresAt = monotonicNow() + leaseMs;
     this.validUntil = entry.expiresAt;
     this.store.publish(this.key, notice);
     return true;

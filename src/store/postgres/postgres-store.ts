@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Client, Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import { monotonicNow } from '../../clock.js';
 import { InvalidOptionError, StoreUnavailableError } from '../../core/errors.js';
 import { newLeaseToken } from '../lease-token.js';
 import {
@@ -181,7 +182,7 @@ export class PostgresStore implements Store {
   }
 
   async claim(key: string, leaseMs: number): Promise<Lease | null> {
-    const start = Date.now();
+    const start = monotonicNow();
     const token = newLeaseToken();
     const id = rowIdOf(key);
     const { rowCount } = await this.query(this.sql.claim, [id, key, token, leaseMs]);
@@ -324,7 +325,7 @@ export class PostgresLease implements Lease {
   }
 
   async extend(leaseMs: number, notice: Uint8Array): Promise<boolean> {
-    const start = Date.now();
+    const start = monotonicNow();
     const { rowCount } = await this.store.query(this.store.sql.renew, [
       this.id,
       this.token,
@@ -523,7 +524,7 @@ function payloadOf(bytes: Uint8Array): string {
 
 /**
  * How much of a lease the local clock may be off by over its length (as redlock counts it):
- * `validUntil` is counted on Node's clock from before the claim was sent, the expiry itself on
+ * `validUntil` is counted on Node's monotonic clock from before the claim was sent, the expiry itself on
  * the database's.
  */
 function driftOf(leaseMs: number): number {

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import Redlock, { Lock } from 'redlock';
+import { monotonicNow } from '../../clock.js';
 import { newLeaseToken } from '../lease-token.js';
 import { isLeaseToken, type Lease, StoreDataError } from '../store.js';
 import { clusterOperation } from './cluster-operation.js';
@@ -100,7 +101,7 @@ export class RedisLeases {
    * (a replay, in this same round trip); or null when a running lease holds it.
    */
   claim(key: string, leaseMs: number): Promise<RedisLease | Buffer | null> {
-    const start = Date.now();
+    const start = monotonicNow();
     const token = newLeaseToken();
     const answer = (held: Buffer | null): RedisLease | Buffer | null => {
       // A claim answered "held" by our own token was sent twice (ioredis sends unanswered
@@ -227,7 +228,11 @@ export class RedisLeases {
     }, translate);
   }
 
-  /** redlock's lock on `key` with `token`, its expiry counted from `start` less the drift. */
+  /**
+   * redlock's lock on `key` with `token`, its expiry counted from `start` less the drift. `start`
+   * is on the monotonic clock (see clock.ts), and so is the expiry: the lock is never handed to
+   * redlock's own clock-based calls.
+   */
   lockOf(key: string, token: string, leaseMs: number, start: number): Lock {
     return new Lock(this.redlock, [key], token, [], start + leaseMs - driftOf(leaseMs));
   }
@@ -254,7 +259,7 @@ export class RedisLease implements Lease {
   }
 
   extend(leaseMs: number, notice: Uint8Array): Promise<boolean> {
-    const start = Date.now();
+    const start = monotonicNow();
     return this.leases.renewLease(this.key, this.token, leaseMs, notice).then((renewed) => {
       if (renewed)
         this.validUntil = this.leases.lockOf(this.key, this.token, leaseMs, start).expiration;

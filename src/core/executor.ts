@@ -504,7 +504,21 @@ export class IdempotentExecutor {
     } catch (error) {
       stored = await this.retryCompletion(key, lease, record, settings.ttlMs, error);
     }
-    if (stored === 'unstored') this.telemetry.storeFailed(span, 'outcome_unstored');
+    if (stored === 'unstored') {
+      this.telemetry.storeFailed(span, 'outcome_unstored');
+      if (lease.effectsCommitWithRecord === true) {
+        // fn's writes commit with the record, and whether that commit happened is unknown: its
+        // value would claim effects that may have been rolled back. A retry settles it: it
+        // replays if the commit happened, and runs fn again if not.
+        return {
+          kind: 'failure',
+          error: new StoreUnavailableError(
+            `The commit of key "${key}" is in doubt (the store did not answer): retry to replay it if it happened, or to run fn again if not`,
+            key,
+          ),
+        };
+      }
+    }
     if (stored === 'lost') {
       this.telemetry.leaseLost(span);
       this.emit({ type: 'lease-lost', key });

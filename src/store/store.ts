@@ -49,6 +49,12 @@ export interface Lease {
    */
   readonly validUntil: number;
   /**
+   * True when fn's own effects commit or roll back with the record (the PostgreSQL store's
+   * transactional mode). A completion that could not be stored then leaves those effects in
+   * doubt, and the caller gets `IDEMPOTENCY_STORE_UNAVAILABLE` instead of fn's value.
+   */
+  readonly effectsCommitWithRecord?: boolean;
+  /**
    * Pushes the lease's expiry to `leaseMs` from now and publishes `notice`, so waiters re-arm
    * their expiry timers without asking the store; false when the lease is no longer ours.
    */

@@ -370,6 +370,66 @@ describe('PostgresStore', () => {
       assert.deepEqual(await payments(), [{ order_id: 'order-13', amount: 1 }]);
     });
 
+    it("answers IDEMPOTENCY_STORE_UNAVAILABLE, not fn's value, when the COMMIT of fn's transaction is in doubt until the lease runs out", async () => {
+      // A pool in front of the real one whose COMMIT commits, then loses its reply, after which
+      // the database stays unreachable for the store until the test ends: the owner cannot learn
+      // whether its writes committed.
+      let unreachable = false;
+      const lostReply = () => Promise.reject(new Error('Connection terminated unexpectedly'));
+      const flaky = new Proxy(pool, {
+        get(target, name, receiver) {
+          if (name === 'query') {
+            return (...args: unknown[]) =>
+              unreachable ? lostReply() : (target.query as (...a: unknown[]) => unknown)(...args);
+          }
+          if (name !== 'connect') return Reflect.get(target, name, receiver);
+          return (callback: (error: Error | undefined, client?: pg.PoolClient) => void) =>
+            target.connect((error, client) => {
+              if (client === undefined) return callback(error);
+              const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>;
+              (client as { query: unknown }).query = async (...args: unknown[]) => {
+                if (unreachable) return lostReply();
+                const text =
+                  typeof args[0] === 'string' ? args[0] : (args[0] as { text?: unknown })?.text;
+                if (text !== 'COMMIT') return query(...args);
+                await query(...args);
+                unreachable = true;
+                return lostReply();
+              };
+              callback(undefined, client);
+            });
+        },
+      });
+      const inDoubt = new PostgresStore({
+        pool: flaky,
+        schema: schemaOf(store),
+        cleanupIntervalMs: 0,
+        queryTimeoutMs: 200,
+      });
+      closing.push(() => inDoubt.close());
+      const executor = executorOn(inDoubt, { leaseMs: 300 });
+
+      const answer = await executor
+        .run(
+          'order-14',
+          transactional(inDoubt, async (ctx, client) => {
+            await client.query(`INSERT INTO "${schemaOf(store)}".payments VALUES ($1, 1)`, [
+              ctx.key,
+            ]);
+            return 'paid';
+          }),
+        )
+        .then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        );
+
+      assert.equal(
+        'error' in answer ? (answer.error as { code?: unknown }).code : answer.value,
+        'IDEMPOTENCY_STORE_UNAVAILABLE',
+      );
+    });
+
     it('refuses to run on an executor whose store is another one', async () => {
       const executor = new IdempotentExecutor({ store: new MemoryStore(), namespace: 'unit' });
       closing.push(() => executor.close());

@@ -313,6 +313,8 @@ export class PostgresLease implements Lease {
    * may have been rolled back.
    */
   private transactionInDoubt = false;
+  /** Set once fn's transaction is open: its writes commit with the record or not at all. */
+  effectsCommitWithRecord = false;
 
   constructor(
     readonly store: PostgresStore,
@@ -403,6 +405,7 @@ export class PostgresLease implements Lease {
       throw error;
     }
     const pending: PendingTransaction = { client };
+    this.effectsCommitWithRecord = true;
     this.pending = pending;
     try {
       return await run(client);

@@ -35,6 +35,8 @@ export const CAUSES = {
   failoverLostRecord: 'completed record lost in a failover (not yet replicated to the replica)',
   migrateLease: 'lease lost during a slot migration',
   migrateUnstored: 'completion not stored: slot migration (store-failed)',
+  releasedUnreachable:
+    "fn's error not kept, key freed: the store became unreachable inside fn (its transaction's connection lost)",
   unexplained: 'UNEXPLAINED',
 } as const;
 export type Cause = (typeof CAUSES)[keyof typeof CAUSES];
@@ -107,6 +109,8 @@ export class Classifier {
     if (lost !== undefined) return this.leaseLost(previous, lost);
     const failed = firstAfter(this.evidence.storeFailed, previous);
     if (failed !== undefined) return this.storeFailed(previous, failed);
+    const released = firstAfter(this.evidence.released, previous);
+    if (released !== undefined) return this.released(previous, released);
     // The owner stalled while the next execution took over, and never said so (it was killed
     // before its completion was refused).
     const stall = this.stallDuring(previous, next.startedAt);
@@ -234,6 +238,26 @@ export class Classifier {
     return {
       cause: SERVER_FAULT_CAUSES[fault.kind]?.storeFailed ?? CAUSES.unexplained,
       because: `store-failed at ${iso(failed.t)} during ${fault.kind} ${fault.detail}`,
+    };
+  }
+
+  /**
+   * fn failed and the executor freed the key instead of keeping the error: the library's own
+   * transient errors are never kept, and `transactional()` answers STORE_UNAVAILABLE for an error
+   * of fn's on a transaction whose connection was lost. Explained by a server fault hitting the
+   * owner's connections while fn ran; anything else is UNEXPLAINED (fn's own errors are kept).
+   */
+  private released(previous: ExecutionRow, released: ExecutorEventSeen): Explanation {
+    const fault = this.serverFaultDuring(previous, released.t);
+    if (fault === undefined) {
+      return {
+        cause: CAUSES.unexplained,
+        because: `fn's error not kept at ${iso(released.t)} with no ${this.serverName} fault around it`,
+      };
+    }
+    return {
+      cause: CAUSES.releasedUnreachable,
+      because: `key freed at ${iso(released.t)} during ${fault.kind} ${fault.detail}`,
     };
   }
 

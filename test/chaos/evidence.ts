@@ -60,6 +60,8 @@ export class Evidence {
   readonly serverFaults: ServerFault[] = [];
   readonly leaseLost: ExecutorEventSeen[] = [];
   readonly storeFailed: ExecutorEventSeen[] = [];
+  /** fn failed with an error the executor did not keep, and freed the key. */
+  readonly released: ExecutorEventSeen[] = [];
   readonly unhandled: { pid: number; kind: string; message: string }[] = [];
   readonly closes: WorkerClose[] = [];
   /** The soak's samples: each worker's heap and RSS, and Redis's memory, bytes. */
@@ -83,6 +85,7 @@ export class Evidence {
       serverFaults: this.serverFaults,
       leaseLost: this.leaseLost,
       storeFailed: this.storeFailed,
+      released: this.released,
       unhandled: this.unhandled,
       closes: this.closes,
       hung: this.hung,

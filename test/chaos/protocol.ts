@@ -98,6 +98,8 @@ export type WorkerEvent =
   /** The executor's own `lease-lost` / `store-failed` events. */
   | { readonly ev: 'lease-lost'; readonly key: string; readonly t: number }
   | { readonly ev: 'store-failed'; readonly key: string; readonly t: number }
+  /** An `executed` event of fn failing with an error not kept: the executor freed the key. */
+  | { readonly ev: 'released'; readonly key: string; readonly t: number }
   | { readonly ev: 'unhandled'; readonly kind: string; readonly message: string }
   | { readonly ev: 'drained' }
   /** The worker's memory (`process.memoryUsage()`), bytes. */

@@ -275,6 +275,9 @@ export class Storm {
       case 'store-failed':
         evidence.storeFailed.push({ pid: worker.pid, key: event.key, t: event.t });
         break;
+      case 'released':
+        evidence.released.push({ pid: worker.pid, key: event.key, t: event.t });
+        break;
       case 'unhandled':
         evidence.unhandled.push({ pid: worker.pid, kind: event.kind, message: event.message });
         break;

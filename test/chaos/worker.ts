@@ -71,6 +71,8 @@ const executor = new IdempotentExecutor({
   onEvent: (event) => {
     if (event.type === 'lease-lost' || event.type === 'store-failed') {
       print({ ev: event.type, key: event.key, t: now() });
+    } else if (event.type === 'executed' && !event.ok && !event.cached) {
+      print({ ev: 'released', key: event.key, t: now() });
     }
   },
 });

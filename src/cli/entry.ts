@@ -1,11 +1,17 @@
 import type { Cluster, Redis } from 'ioredis';
 import { RecordCodec } from '../core/record-codec.js';
+import { claimedAtOf } from '../store/lease-token.js';
 import { isLeaseToken } from '../store/store.js';
 
 /** What one record key holds, as the tool shows it. */
 export type Entry =
   | { readonly state: 'absent' }
-  | { readonly state: 'running'; readonly leaseExpiresInMs: number }
+  | {
+      readonly state: 'running';
+      readonly leaseExpiresInMs: number;
+      /** When the lease was claimed, from its token; undefined for a token of another shape. */
+      readonly claimedAt: Date | undefined;
+    }
   | {
       readonly state: 'completed';
       /** true: the record holds a value; false: a cached error. */
@@ -35,7 +41,11 @@ export function entryOf(key: string, raw: Buffer | null, pttl: number): Entry {
   if (raw === null) return { state: 'absent' };
   if (isLeaseToken(raw)) {
     if (pttl < 0) return { state: 'unreadable', reason: 'a lease token with no expiry' };
-    return { state: 'running', leaseExpiresInMs: pttl };
+    return {
+      state: 'running',
+      leaseExpiresInMs: pttl,
+      claimedAt: claimedAtOf(raw.toString('latin1')),
+    };
   }
   let decoded: ReturnType<RecordCodec['decode']>;
   try {

@@ -106,5 +106,5 @@ export function isLeaseToken(bytes: Uint8Array): boolean {
   return true;
 }
 
-/** Lease tokens are 16 random bytes in lowercase hex, as redlock makes them. */
+/** Lease tokens are 32 lowercase hex digits, as redlock makes them (see lease-token.ts). */
 export const LEASE_TOKEN_LENGTH = 32;

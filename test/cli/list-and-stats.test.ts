@@ -143,6 +143,7 @@ describe('list and stats', () => {
       bytes: number;
       recordBytes: number;
       nextLeaseToExpire: { key: string; leaseExpiresInMs: number };
+      oldestRunning: { key: string; claimedAt: string };
     };
     assert.equal(stats.complete, true);
     assert.deepEqual(stats.keys, {
@@ -168,6 +169,10 @@ describe('list and stats', () => {
     assert.ok(stats.recordBytes > 0 && stats.recordBytes < stats.bytes);
     assert.equal(stats.nextLeaseToExpire.key, 'order-running');
     assert.ok(stats.nextLeaseToExpire.leaseExpiresInMs <= 20_000);
+    // The lease's claim time comes from its token (Redis keeps none): within this test file.
+    assert.equal(stats.oldestRunning.key, 'order-running');
+    const claimedAgoMs = Date.now() - Date.parse(stats.oldestRunning.claimedAt);
+    assert.ok(claimedAgoMs >= 0 && claimedAgoMs < 120_000, `claimed ${claimedAgoMs} ms ago`);
   });
 
   it('stats prints a readable summary without --json', async () => {
@@ -179,5 +184,6 @@ describe('list and stats', () => {
     assert.match(result.stdout, /^running +1$/m);
     assert.match(result.stdout, /^completed +4 \(1 cached errors\)$/m);
     assert.match(result.stdout, /^next lease to expire +order-running in /m);
+    assert.match(result.stdout, /^oldest running lease +order-running \(claimed /m);
   });
 });

@@ -62,8 +62,9 @@ async function inspectEntry(
     }
     throw err;
   }
-  if (inspection.state !== 'completed') return inspection;
-  // inspect() says what the record is; the record itself holds the value or error.
+  if (inspection.state === 'absent') return inspection;
+  // inspect() says what the key holds; the record holds the value or error, the lease token
+  // its claim time.
   const [raw, pttl] = await Promise.all([client.getBuffer(recordKey), client.pttl(recordKey)]);
   // Forgotten or replaced between the two reads: the newer read is the answer.
   return entryOf(key, raw, pttl);
@@ -79,6 +80,7 @@ function jsonOf(entry: Entry, fence: string | null): Record<string, unknown> {
         state: 'running',
         leaseExpiresInMs: entry.leaseExpiresInMs,
         leaseExpiresAt: new Date(Date.now() + entry.leaseExpiresInMs).toISOString(),
+        claimedAt: entry.claimedAt?.toISOString() ?? null,
         ...fencing,
       };
     case 'unreadable':
@@ -111,6 +113,9 @@ function rowsOf(entry: Entry, fence: string | null, color: boolean): Array<[stri
       return [
         ['state', 'running'],
         ['lease expires', `in ${formatDuration(entry.leaseExpiresInMs)} (${at}) unless renewed`],
+        ...(entry.claimedAt === undefined
+          ? []
+          : ([['claimed', entry.claimedAt.toISOString()]] as Array<[string, string]>)),
         ...fencing,
       ];
     }

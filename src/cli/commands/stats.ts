@@ -24,6 +24,8 @@ interface Stats {
   recordBytes: number;
   /** The running lease closest to expiring: the likeliest stuck or crashed owner. */
   nextLeaseToExpire: { key: string; leaseExpiresInMs: number } | null;
+  /** The running lease claimed longest ago (from its token): a stuck owner that keeps renewing. */
+  oldestRunning: { key: string; claimedAt: Date } | null;
   oldestCompleted: { key: string; completedAt: Date } | null;
 }
 
@@ -43,6 +45,7 @@ export async function statsCommand(context: CommandContext): Promise<ExitCodeVal
     bytes: 0,
     recordBytes: 0,
     nextLeaseToExpire: null,
+    oldestRunning: null,
     oldestCompleted: null,
   };
   for (const node of connection.masters()) {
@@ -65,6 +68,13 @@ export async function statsCommand(context: CommandContext): Promise<ExitCodeVal
       bytes: stats.bytes,
       recordBytes: stats.recordBytes,
       nextLeaseToExpire: stats.nextLeaseToExpire,
+      oldestRunning:
+        stats.oldestRunning === null
+          ? null
+          : {
+              key: stats.oldestRunning.key,
+              claimedAt: stats.oldestRunning.claimedAt.toISOString(),
+            },
       oldestCompleted:
         stats.oldestCompleted === null
           ? null
@@ -77,6 +87,7 @@ export async function statsCommand(context: CommandContext): Promise<ExitCodeVal
   }
   const lease = stats.nextLeaseToExpire;
   const oldest = stats.oldestCompleted;
+  const running = stats.oldestRunning;
   printLine(
     io,
     table([
@@ -89,6 +100,12 @@ export async function statsCommand(context: CommandContext): Promise<ExitCodeVal
       [
         'next lease to expire',
         lease === null ? '-' : `${lease.key} in ${formatDuration(lease.leaseExpiresInMs)}`,
+      ],
+      [
+        'oldest running lease',
+        running === null
+          ? '-'
+          : `${running.key} (claimed ${formatDuration(Date.now() - running.claimedAt.getTime())} ago, ${running.claimedAt.toISOString()})`,
       ],
       [
         'oldest record',
@@ -132,6 +149,12 @@ async function addBatch(stats: Stats, node: Redis, namespace: string, batch: str
           entry.leaseExpiresInMs < stats.nextLeaseToExpire.leaseExpiresInMs
         ) {
           stats.nextLeaseToExpire = { key, leaseExpiresInMs: entry.leaseExpiresInMs };
+        }
+        if (
+          entry.claimedAt !== undefined &&
+          (stats.oldestRunning === null || entry.claimedAt < stats.oldestRunning.claimedAt)
+        ) {
+          stats.oldestRunning = { key, claimedAt: entry.claimedAt };
         }
         return;
       case 'completed':

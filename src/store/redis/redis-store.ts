@@ -57,6 +57,8 @@ export class RedisStore implements Store {
   private readonly replicaWaiter: ReplicaWaiter;
   private readonly channels = new Map<string, ChannelEntry>();
   private subscriberReadyBefore = false;
+  /** A retry of a failed resubscription (one server), cleared by close(). */
+  private resubscribeTimer: NodeJS.Timeout | undefined;
   private readonly readScript: ScriptCaller<[string], [], [0] | [1, Buffer, number] | [2]>;
   private readonly forgetScript: ScriptCaller<[string], [], 0 | 1 | 2>;
   /**
@@ -114,7 +116,15 @@ export class RedisStore implements Store {
         enableAutoPipelining: true,
         protocol: 2,
       });
-      const subscriber = single.duplicate({ ...connectionOptions, protocol: 2 });
+      // ioredis's own resubscription after a reconnect drops its promise: a SUBSCRIBE that then
+      // times out (commandTimeout) is an unhandled rejection, which ends a default Node process
+      // (found by the chaos harness, a pubsub kill during a partition). The store resubscribes
+      // itself on 'ready', and handles the answer.
+      const subscriber = single.duplicate({
+        ...connectionOptions,
+        autoResubscribe: false,
+        protocol: 2,
+      });
       subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) =>
         this.dispatch(channel.toString(), message),
       );
@@ -186,6 +196,11 @@ export class RedisStore implements Store {
       this.channels.set(channel, created);
       created.active.catch(() => {
         if (this.channels.get(channel) === created) this.channels.delete(channel);
+        // A SUBSCRIBE that timed out may still land later (a partition that heals): undo it, in
+        // order on the same connection, so no subscription outlives its listeners.
+        if (this.shards === undefined && this.closing === undefined) {
+          this.subscriber?.unsubscribe(channel).catch(noop);
+        }
       });
     }
     entry.listeners.add(listener);
@@ -238,6 +253,7 @@ export class RedisStore implements Store {
 
   private async closeConnections(): Promise<void> {
     this.lifetime.abort();
+    clearTimeout(this.resubscribeTimer);
     this.channels.clear();
     // Bounds each wait for a connection to end; each normally ends within a few ticks.
     const boundMs = this.operationTimeoutMs;
@@ -281,14 +297,36 @@ export class RedisStore implements Store {
   }
 
   /**
-   * ioredis resubscribes by itself after a reconnect, but whatever was published while the
-   * connection was down is gone: every listener re-reads its key.
+   * After a reconnect the store subscribes its channels again (ioredis's own resubscription is
+   * off: see the constructor), and since whatever was published while the connection was down
+   * is gone, every listener re-reads its key. A resubscription that fails (times out) is tried
+   * again while the connection stays up; meanwhile waiters still wake at their lease's expiry.
    */
   private onSubscriberReady(): void {
     if (!this.subscriberReadyBefore) {
       this.subscriberReadyBefore = true;
       return;
     }
+    this.resubscribe();
+  }
+
+  private resubscribe(): void {
+    clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = undefined;
+    const subscriber = this.subscriber;
+    const channels = [...this.channels.keys()];
+    if (subscriber === undefined || channels.length === 0 || this.closing !== undefined) return;
+    subscriber.subscribe(...channels).then(
+      () => this.resyncAll(),
+      () => {
+        this.resyncAll();
+        if (this.closing !== undefined || subscriber.status !== 'ready') return;
+        this.resubscribeTimer = setTimeout(() => this.resubscribe(), RESUBSCRIBE_RETRY_MS);
+      },
+    );
+  }
+
+  private resyncAll(): void {
     for (const entry of this.channels.values()) {
       for (const listener of entry.listeners) listener.onResync();
     }
@@ -301,5 +339,8 @@ interface ChannelEntry {
 }
 
 const ABSENT: EntryState = { state: 'absent' };
+
+/** How soon a failed resubscription after a reconnect is tried again, ms. */
+const RESUBSCRIBE_RETRY_MS = 1_000;
 
 function noop(): void {}

@@ -7,6 +7,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -70,12 +71,11 @@ describe('dist', () => {
       mkdirSync(own, { recursive: true });
       cpSync(`${root}dist`, `${own}/dist`, { recursive: true });
       cpSync(`${root}package.json`, `${own}/package.json`);
-      for (const dependency of [
-        '@msgpack/msgpack',
-        'redlock',
-        'node-abort-controller',
-        '@types/node',
-      ]) {
+      // The package's own dependencies (theirs resolve from their real paths), and Node's types.
+      const { dependencies } = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as {
+        dependencies: Record<string, string>;
+      };
+      for (const dependency of [...Object.keys(dependencies), '@types/node']) {
         mkdirSync(`${modules}/${dependency}`, { recursive: true });
         rmSync(`${modules}/${dependency}`, { recursive: true });
         symlinkSync(`${root}node_modules/${dependency}`, `${modules}/${dependency}`);

@@ -14,7 +14,7 @@ import { drive, percentile } from '../lib/load.js';
 import type { PostgresResults, Results, WaiterRow } from '../lib/results.js';
 import { executorSubject } from '../subjects/executor.js';
 import type { Subject } from '../subjects/subject.js';
-import type { CallerOutcome } from '../workers/waiter.js';
+import type { CallerOutcome } from '../workers/waiter-rounds.js';
 
 const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 /** pg's own default `max`: every pool of the scenario, the executor's and the raw loops', has it. */

@@ -6,7 +6,7 @@ import type { BenchContext } from '../lib/context.js';
 import { freshNamespace } from '../lib/context.js';
 import { percentile } from '../lib/load.js';
 import type { Results } from '../lib/results.js';
-import type { CallerOutcome } from '../workers/waiter.js';
+import type { CallerOutcome } from '../workers/waiter-rounds.js';
 
 const WORKER = fileURLToPath(new URL('../workers/waiter.ts', import.meta.url));
 const PROCESSES = 2;

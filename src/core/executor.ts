@@ -100,7 +100,10 @@ export class IdempotentExecutor {
   private readonly replicas: number;
   private readonly replicasTimeoutMs: number;
   private readonly flights = new Map<string, Flight>();
-  private readonly executing = new Set<Promise<unknown>>();
+  /** Executions of fn in this process not yet stored (close() waits for them). */
+  private running = 0;
+  /** Set while close() waits for {@link running} to reach 0. */
+  private drained: (() => void) | undefined;
   private readonly keeper: LeaseKeeper;
   private readonly telemetry: Telemetry;
   private closed = false;
@@ -201,10 +204,24 @@ export class IdempotentExecutor {
    * @throws fn's own error (as thrown for the executing caller, rebuilt for replays), or an
    * {@link IdempotencyError}: see `docs/errors.md`.
    */
-  async run<T>(
+  run<T>(
     key: string,
     fn: (ctx: RunContext) => T | PromiseLike<T>,
     options: RunOptions = EMPTY_OPTIONS,
+  ): Promise<T> {
+    // Not an async function: its promise would wrap the flight's, a second promise and three
+    // more microtask turns on every call. Bad input still rejects, never throws.
+    try {
+      return this.start(key, fn, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private start<T>(
+    key: string,
+    fn: (ctx: RunContext) => T | PromiseLike<T>,
+    options: RunOptions,
   ): Promise<T> {
     validateKey(key);
     if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'a function', fn);
@@ -255,7 +272,7 @@ export class IdempotentExecutor {
       leader,
     };
     const result = flight.follow<T>(caller);
-    if (leader) void this.drive(flight, fn, settings);
+    if (leader) this.drive(flight, fn, settings);
     if (span === undefined) return result;
     const followed = flight;
     return this.telemetry.traceRun(
@@ -318,26 +335,55 @@ export class IdempotentExecutor {
     for (const flight of this.flights.values()) {
       if (flight.phase !== 'executing') flight.shutDown(closing);
     }
-    await Promise.allSettled([...this.executing]);
+    if (this.running > 0) {
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+      });
+    }
     if (this.ownsStore) await this.store.close();
   }
 
   /**
-   * The claim / replay / wait / take-over loop of one flight; settles the flight. One claim
-   * answers a fresh run (the lease) and a replay (the record, where the store reads it in the
-   * claim's round trip); only a running execution elsewhere costs reads and a subscription.
+   * Drives one flight to its end. One claim answers a fresh run (the lease) and a replay (the
+   * record, where the store reads it in the claim's round trip): both continue straight from
+   * the claim's reply. Only an execution running elsewhere enters the wait loop
+   * ({@link waitLoop}), which costs reads and a subscription.
    */
-  private async drive<T>(
+  private drive<T>(
     flight: Flight,
     fn: (ctx: RunContext) => T | PromiseLike<T>,
     settings: CallSettings,
-  ): Promise<void> {
-    let settled: Settled;
+  ): void {
+    let claim: Promise<Lease | Uint8Array | null>;
     try {
-      settled = await this.claimLoop(flight, fn, settings);
+      claim = this.store.claim(flight.recordKey, settings.leaseMs);
     } catch (error) {
-      settled = { kind: 'failure', error };
+      claim = Promise.reject(error);
     }
+    claim.then(
+      (claimed) => {
+        try {
+          if (claimed instanceof Uint8Array) {
+            this.finish(flight, this.replay(flight, claimed, 0));
+          } else if (claimed !== null) {
+            this.begin(flight, claimed, fn, settings, 0, (settled) => this.finish(flight, settled));
+          } else {
+            this.waitLoop(flight, fn, settings).then(
+              (settled) => this.finish(flight, settled),
+              (error: unknown) => this.finish(flight, { kind: 'failure', error }),
+            );
+          }
+        } catch (error) {
+          this.finish(flight, { kind: 'failure', error });
+        }
+      },
+      (error: unknown) =>
+        this.finish(flight, { kind: 'failure', error: storeError(flight.key, error) }),
+    );
+  }
+
+  /** Settles the flight: every caller attached to it gets `settled`. */
+  private finish(flight: Flight, settled: Settled): void {
     if (
       settled.kind === 'failure' &&
       isIdempotencyError(settled.error) &&
@@ -349,7 +395,40 @@ export class IdempotentExecutor {
     flight.settle(settled);
   }
 
-  private async claimLoop<T>(
+  /**
+   * The flight holds `lease`: fn runs here, unless nobody waits for it any more (the lease is
+   * given back). `waitStarted` is when the flight began waiting on another execution, 0 if never.
+   */
+  private begin<T>(
+    flight: Flight,
+    lease: Lease,
+    fn: (ctx: RunContext) => T | PromiseLike<T>,
+    settings: CallSettings,
+    waitStarted: number,
+    done: (settled: Settled) => void,
+  ): void {
+    if (flight.abandoned) {
+      lease
+        .release(this.codec.encodeReleaseNotice({ fingerprint: null, outcome: null }))
+        .catch(noop)
+        .then(() => done(ABANDONED));
+      return;
+    }
+    if (waitStarted === 0) flight.resolution = 'executed';
+    else {
+      flight.resolution = 'taken_over';
+      this.telemetry.tookOver(Date.now() - waitStarted);
+    }
+    flight.setPhase('executing');
+    this.execute(flight, lease, fn, settings, done);
+  }
+
+  /**
+   * The wait / take-over loop of a flight whose first claim found another execution running:
+   * read the key, subscribe to its channel, wait for an outcome or the lease's expiry, claim
+   * again.
+   */
+  private async waitLoop<T>(
     flight: Flight,
     fn: (ctx: RunContext) => T | PromiseLike<T>,
     settings: CallSettings,
@@ -360,36 +439,24 @@ export class IdempotentExecutor {
     let subscription: Subscription | undefined;
     let inbox: WaiterInbox | undefined;
     try {
-      for (;;) {
+      // The claim that brought the flight here found the key held: read it first.
+      for (let held = true; ; held = false) {
         if (flight.abandoned) return ABANDONED;
-        let claimed: Lease | Uint8Array | null;
-        try {
-          claimed = await this.store.claim(recordKey, settings.leaseMs);
-        } catch (error) {
-          throw storeError(key, error);
-        }
-        if (claimed instanceof Uint8Array) return this.replay(flight, claimed, waitStarted);
-        if (claimed !== null) {
-          if (flight.abandoned) {
-            await claimed
-              .release(this.codec.encodeReleaseNotice({ fingerprint: null, outcome: null }))
-              .catch(noop);
-            return ABANDONED;
-          }
-          subscription?.unsubscribe();
-          subscription = undefined;
-          if (waitStarted === 0) flight.resolution = 'executed';
-          else {
-            flight.resolution = 'taken_over';
-            this.telemetry.tookOver(Date.now() - waitStarted);
-          }
-          flight.setPhase('executing');
-          const execution = this.execute(flight, claimed, fn, settings);
-          this.executing.add(execution);
+        if (!held) {
+          let claimed: Lease | Uint8Array | null;
           try {
-            return await execution;
-          } finally {
-            this.executing.delete(execution);
+            claimed = await this.store.claim(recordKey, settings.leaseMs);
+          } catch (error) {
+            throw storeError(key, error);
+          }
+          if (claimed instanceof Uint8Array) return this.replay(flight, claimed, waitStarted);
+          if (claimed !== null) {
+            subscription?.unsubscribe();
+            subscription = undefined;
+            const lease = claimed;
+            return await new Promise<Settled>((resolve) =>
+              this.begin(flight, lease, fn, settings, waitStarted, resolve),
+            );
           }
         }
 
@@ -421,39 +488,76 @@ export class IdempotentExecutor {
     }
   }
 
-  /** Runs fn under the lease, renewed by the keeper, then stores (or releases) the outcome. */
-  private async execute<T>(
+  /**
+   * Runs fn under the lease, renewed by the keeper, then stores (or releases) the outcome, and
+   * hands the flight's end to `done`, once. Continuations rather than an async function: a fresh
+   * run costs the promises of fn and of the store's commands, and no layer of its own.
+   */
+  private execute<T>(
     flight: Flight,
     lease: Lease,
     fn: (ctx: RunContext) => T | PromiseLike<T>,
     settings: CallSettings,
-  ): Promise<Settled> {
-    const { key, fingerprint } = flight;
+    done: (settled: Settled) => void,
+  ): void {
+    this.running++;
+    let ended = false;
+    const end = (settled: Settled): void => {
+      if (ended) return;
+      ended = true;
+      this.running--;
+      if (this.running === 0) this.drained?.();
+      done(settled);
+    };
+    const { span } = flight;
     const ctx = new ExecutionContext(
-      key,
+      flight.key,
       lease,
       settings.leaseMs,
       settings.ttlMs + settings.leaseMs,
       storeError,
     );
-    const { span } = flight;
     ctx.span = span;
     this.keeper.keep(ctx);
-
     const startedAt = Date.now();
-    let outcome: Outcome;
+    const after = (outcome: Outcome): void => {
+      this.keeper.release(ctx);
+      try {
+        this.storeOutcome(flight, lease, settings, outcome, startedAt, end);
+      } catch (error) {
+        end({ kind: 'failure', error });
+      }
+    };
     try {
       // fn's own spans are children of the run's span.
       const value =
         span === undefined
           ? fn(ctx)
           : context.with(trace.setSpan(context.active(), span), fn, undefined, ctx);
-      outcome = { ok: true, value: await value };
+      if (value !== null && (typeof value === 'object' || typeof value === 'function')) {
+        // A promise, or any thenable, followed as `await` follows it (a `then` that throws rejects).
+        Promise.resolve(value).then(
+          (resolved) => after({ ok: true, value: resolved }),
+          (error: unknown) => after({ ok: false, error }),
+        );
+      } else {
+        after({ ok: true, value });
+      }
     } catch (error) {
-      outcome = { ok: false, error };
-    } finally {
-      this.keeper.release(ctx);
+      after({ ok: false, error });
     }
+  }
+
+  /** fn has run: stores its outcome under the lease (or releases the key), then calls `end`. */
+  private storeOutcome(
+    flight: Flight,
+    lease: Lease,
+    settings: CallSettings,
+    outcome: Outcome,
+    startedAt: number,
+    end: (settled: Settled) => void,
+  ): void {
+    const { key, fingerprint } = flight;
     const completedAt = Date.now();
     this.telemetry.executed(
       flight.resolution === 'taken_over' ? 'taken_over' : 'executed',
@@ -462,17 +566,19 @@ export class IdempotentExecutor {
     );
 
     if (!outcome.ok && !this.shouldCache(settings, outcome.error)) {
-      await this.release(lease, fingerprint, outcome);
-      if (this.onEvent !== undefined) {
-        this.emit({
-          type: 'executed',
-          key,
-          ok: false,
-          cached: false,
-          durationMs: completedAt - startedAt,
-        });
-      }
-      return { kind: 'outcome', outcome, fingerprint };
+      void this.release(lease, fingerprint, outcome).then(() => {
+        if (this.onEvent !== undefined) {
+          this.emit({
+            type: 'executed',
+            key,
+            ok: false,
+            cached: false,
+            durationMs: completedAt - startedAt,
+          });
+        }
+        end({ kind: 'outcome', outcome, fingerprint });
+      });
+      return;
     }
 
     let record: Uint8Array;
@@ -480,61 +586,107 @@ export class IdempotentExecutor {
     try {
       record = this.codec.encodeRecord({ outcome, fingerprint, startedAt, completedAt });
     } catch (error) {
-      if (error instanceof RecordTooLargeError) {
-        // fn ran: freeing the key would run it again for every duplicate. Keep that it ran, and
-        // give duplicates a typed answer instead of the payload.
-        outcomeStored = false;
-        const marker = new OutcomeNotStoredError(key, error.bytes);
-        // A few hundred bytes plus the key: kept even under a very small maxRecordBytes.
-        record = this.codec.encodeRecord(
-          { outcome: { ok: false, error: marker }, fingerprint, startedAt, completedAt },
-          Number.POSITIVE_INFINITY,
-        );
-      } else {
+      if (!(error instanceof RecordTooLargeError)) {
         const failure = error instanceof SerializationError ? withKey(error, key) : error;
-        await this.release(lease, fingerprint, { ok: false, error: failure });
-        return { kind: 'failure', error: failure };
+        void this.release(lease, fingerprint, { ok: false, error: failure }).then(() =>
+          end({ kind: 'failure', error: failure }),
+        );
+        return;
       }
+      // fn ran: freeing the key would run it again for every duplicate. Keep that it ran, and
+      // give duplicates a typed answer instead of the payload.
+      outcomeStored = false;
+      const marker = new OutcomeNotStoredError(key, error.bytes);
+      // A few hundred bytes plus the key: kept even under a very small maxRecordBytes.
+      record = this.codec.encodeRecord(
+        { outcome: { ok: false, error: marker }, fingerprint, startedAt, completedAt },
+        Number.POSITIVE_INFINITY,
+      );
     }
 
-    let stored: 'stored' | 'lost' | 'unstored';
+    const stored = (result: StoreResult): void => {
+      try {
+        this.afterStore(
+          flight,
+          lease,
+          outcome,
+          result,
+          outcomeStored,
+          completedAt - startedAt,
+          end,
+        );
+      } catch (error) {
+        end({ kind: 'failure', error });
+      }
+    };
+    let completion: Promise<boolean>;
     try {
       // The first attempt inline: it is the one that almost always answers.
-      stored = (await lease.complete(record, settings.ttlMs)) ? 'stored' : 'lost';
+      completion = lease.complete(record, settings.ttlMs);
     } catch (error) {
-      stored = await this.retryCompletion(key, lease, record, settings.ttlMs, error);
+      completion = Promise.reject(error);
     }
-    if (stored === 'unstored') {
+    completion.then(
+      (ok) => stored(ok ? 'stored' : 'lost'),
+      (error: unknown) =>
+        this.retryCompletion(key, lease, record, settings.ttlMs, error).then(
+          stored,
+          (failure: unknown) => end({ kind: 'failure', error: failure }),
+        ),
+    );
+  }
+
+  /** The completion answered `result`: what the flight's callers get. */
+  private afterStore(
+    flight: Flight,
+    lease: Lease,
+    outcome: Outcome,
+    result: StoreResult,
+    outcomeStored: boolean,
+    durationMs: number,
+    end: (settled: Settled) => void,
+  ): void {
+    const { key, span, fingerprint } = flight;
+    if (result === 'unstored') {
       this.telemetry.storeFailed(span, 'outcome_unstored');
       if (lease.effectsCommitWithRecord === true) {
         // fn's writes commit with the record, and whether that commit happened is unknown: its
         // value would claim effects that may have been rolled back. A retry settles it: it
         // replays if the commit happened, and runs fn again if not.
-        return {
+        end({
           kind: 'failure',
           error: new StoreUnavailableError(
             `The commit of key "${key}" is in doubt (the store did not answer): retry to replay it if it happened, or to run fn again if not`,
             key,
           ),
-        };
+        });
+        return;
       }
     }
-    if (stored === 'lost') {
+    if (result === 'lost') {
       this.telemetry.leaseLost(span);
       this.emit({ type: 'lease-lost', key });
-      return { kind: 'failure', error: new LeaseLostError(key) };
+      end({ kind: 'failure', error: new LeaseLostError(key) });
+      return;
     }
-    if (stored === 'stored' && this.replicas > 0) await this.awaitReplicas(key, flight);
-    if (this.onEvent !== undefined) {
-      this.emit({
-        type: 'executed',
-        key,
-        ok: outcome.ok,
-        cached: stored === 'stored' && outcomeStored,
-        durationMs: completedAt - startedAt,
-      });
+    const settled: Settled = { kind: 'outcome', outcome, fingerprint };
+    const announce = (): void => {
+      if (this.onEvent !== undefined) {
+        this.emit({
+          type: 'executed',
+          key,
+          ok: outcome.ok,
+          cached: result === 'stored' && outcomeStored,
+          durationMs,
+        });
+      }
+      end(settled);
+    };
+    if (result === 'stored' && this.replicas > 0) {
+      this.awaitReplicas(key, flight).then(announce, announce);
+    } else {
+      announce();
     }
-    return { kind: 'outcome', outcome, fingerprint };
   }
 
   /**
@@ -550,7 +702,7 @@ export class IdempotentExecutor {
     record: Uint8Array,
     ttlMs: number,
     firstError: unknown,
-  ): Promise<'stored' | 'lost' | 'unstored'> {
+  ): Promise<StoreResult> {
     let error = firstError;
     let delayMs = 25;
     for (;;) {
@@ -711,3 +863,6 @@ function joinedOutcome(): RunOutcome {
 }
 
 const ABANDONED: Settled = { kind: 'abandoned' };
+
+/** What became of a completion: stored, refused (the lease was lost), or not answered. */
+type StoreResult = 'stored' | 'lost' | 'unstored';

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { OwnRedisServer } from '../test/helpers/redis.js';
+import { assertBuilt } from './lib/built.js';
 import type { BenchContext } from './lib/context.js';
 import { Progress } from './lib/progress.js';
 import { consoleReport, writeReport } from './lib/report.js';
@@ -60,6 +61,7 @@ for (const name of only) {
     throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
 }
 const root = fileURLToPath(new URL('..', import.meta.url));
+if (values.render !== true) assertBuilt(root);
 const docsDir =
   values.docs ??
   (quick || values.only !== undefined

@@ -1,5 +1,5 @@
+import { IdempotentExecutor } from 'idempotent-executor';
 import { Cluster, Redis } from 'ioredis';
-import { IdempotentExecutor } from '../../src/index.js';
 import { LocalCluster } from '../../test/cluster/support/local-cluster.js';
 import { type Contender, compare } from '../lib/compare.js';
 import { type BenchContext, freshNamespace, payload } from '../lib/context.js';

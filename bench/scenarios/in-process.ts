@@ -1,4 +1,4 @@
-import { IdempotentExecutor, MemoryStore } from '../../src/index.js';
+import { IdempotentExecutor, MemoryStore } from 'idempotent-executor';
 import { type Contender, compare } from '../lib/compare.js';
 import { type BenchContext, payload } from '../lib/context.js';
 import type { Results } from '../lib/results.js';

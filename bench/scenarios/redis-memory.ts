@@ -1,6 +1,6 @@
+import { IdempotentExecutor } from 'idempotent-executor';
 import { Redis } from 'ioredis';
 import { recordKeyOf } from '../../src/core/keys.js';
-import { IdempotentExecutor } from '../../src/index.js';
 import { type BenchContext, freshNamespace } from '../lib/context.js';
 import type { Results } from '../lib/results.js';
 

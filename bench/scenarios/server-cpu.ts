@@ -1,6 +1,6 @@
 import { decode, encode } from '@msgpack/msgpack';
+import { IdempotentExecutor } from 'idempotent-executor';
 import { Redis } from 'ioredis';
-import { IdempotentExecutor } from '../../src/index.js';
 import { hasSetIfeq } from '../../src/store/redis/redis-lease.js';
 import { startOwnValkeyServer } from '../../test/helpers/valkey.js';
 import { type BenchContext, freshNamespace, payload } from '../lib/context.js';

@@ -7,7 +7,7 @@ import {
   type ReadableSpan,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-base';
-import { IdempotentExecutor, MemoryStore } from '../../src/index.js';
+import { IdempotentExecutor, MemoryStore } from 'idempotent-executor';
 import { type Contender, compare } from '../lib/compare.js';
 import { type BenchContext, payload } from '../lib/context.js';
 import type { Results, ThroughputRow } from '../lib/results.js';

@@ -1,5 +1,5 @@
+import { IdempotentExecutor, isIdempotencyError } from 'idempotent-executor';
 import { Redis } from 'ioredis';
-import { IdempotentExecutor, isIdempotencyError } from '../../src/index.js';
 import type { Subject, SubjectFactory } from './subject.js';
 
 /** The executor as users set it up: handed a default-configured ioredis client. */

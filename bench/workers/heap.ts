@@ -2,8 +2,9 @@
 // started with --expose-gc: argv = 'executor' | 'raw', Redis URL, runs, samples. Runs fresh runs
 // at concurrency 64 (one in ten is a replay of an earlier key) and, `samples` times along the way,
 // collects garbage and reports the heap as a JSON line: { runs, heapUsedMB, rssMB }.
+
+import { IdempotentExecutor } from 'idempotent-executor';
 import { Redis } from 'ioredis';
-import { IdempotentExecutor } from '../../src/index.js';
 import { payload } from '../lib/context.js';
 import { drive } from '../lib/load.js';
 

@@ -38,7 +38,9 @@ export class Flight {
   span: Span | undefined = undefined;
   /** How the flight got (or is getting) its answer, for the leader's span and the metrics. */
   resolution: RunOutcome | undefined = undefined;
-  private readonly attached = new Set<Attachment>();
+  /** The callers attached: most flights have one, kept without a Set. */
+  private first: Attachment | undefined = undefined;
+  private others: Set<Attachment> | undefined = undefined;
   /** Made only when a wait needs the signal: most flights never wait. */
   private abandonController: AbortController | undefined;
   private abandonedFlag = false;
@@ -76,14 +78,19 @@ export class Flight {
     }
     return new Promise<T>((resolve, reject) => {
       const attachment = new Attachment(this, caller, resolve as (value: unknown) => void, reject);
-      this.attached.add(attachment);
+      if (this.first === undefined && this.others === undefined) this.first = attachment;
+      else {
+        this.others ??= new Set();
+        this.others.add(attachment);
+      }
       attachment.onPhase(this.phase);
     });
   }
 
   setPhase(phase: Phase): void {
     this.phase = phase;
-    for (const attachment of this.attached) attachment.onPhase(phase);
+    if (this.others === undefined) this.first?.onPhase(phase);
+    else for (const attachment of this.attachments()) attachment.onPhase(phase);
   }
 
   /** Delivers the end of the flight to every caller still attached. */
@@ -91,24 +98,36 @@ export class Flight {
     if (this.ended) return;
     this.ended = true;
     this.onEnd(this);
-    for (const attachment of this.attached) attachment.deliver(settled);
-    this.attached.clear();
+    const { first, others } = this;
+    this.first = undefined;
+    this.others = undefined;
+    first?.deliver(settled);
+    if (others !== undefined) for (const attachment of others) attachment.deliver(settled);
   }
 
   /** Rejects every attached caller with `error` and stops waiting (used by `close()`). */
   shutDown(error: unknown): void {
-    for (const attachment of this.attached) attachment.fail(error);
+    for (const attachment of this.attachments()) attachment.fail(error);
   }
 
   /** @internal */
   detach(attachment: Attachment): void {
-    this.attached.delete(attachment);
-    if (this.attached.size > 0 || this.phase === 'executing' || this.ended) return;
+    if (this.first === attachment) this.first = undefined;
+    else this.others?.delete(attachment);
+    const attached = this.first !== undefined || (this.others?.size ?? 0) > 0;
+    if (attached || this.phase === 'executing' || this.ended) return;
     // Nobody waits: stop the wait loop now, and let a later call start afresh.
     this.ended = true;
     this.onEnd(this);
     this.abandonedFlag = true;
     this.abandonController?.abort();
+  }
+
+  /** A copy of the attached callers: an attachment may detach itself while they are visited. */
+  private attachments(): Attachment[] {
+    const list: Attachment[] = this.first === undefined ? [] : [this.first];
+    if (this.others !== undefined) list.push(...this.others);
+    return list;
   }
 }
 

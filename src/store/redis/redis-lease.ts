@@ -111,10 +111,29 @@ export class RedisLeases {
       }
       return isLeaseToken(held) ? null : held;
     };
-    const sent = this.connection.cluster
-      ? this.bounded('claim', () => this.sendClaim(key, token, leaseMs))
-      : this.sendClaim(key, token, leaseMs);
-    return sent.then(answer, translate);
+    if (this.connection.cluster) {
+      return this.bounded('claim', () => this.sendClaim(key, token, leaseMs)).then(
+        answer,
+        translate,
+      );
+    }
+    if (!this.setNxGet) return this.sendClaim(key, token, leaseMs).then(answer, translate);
+    // The common case, one promise of ours on the command's.
+    return (
+      this.connection.commands.setBuffer(
+        key,
+        token,
+        'PX',
+        leaseMs,
+        'NX',
+        'GET',
+      ) as Promise<Buffer | null>
+    ).then(answer, (error: unknown) => {
+      if (!isSyntaxError(error)) return translate(error);
+      // Before Redis 7.0: nothing was set; claim again the older way.
+      this.setNxGet = false;
+      return this.claim(key, leaseMs);
+    });
   }
 
   private sendClaim(key: string, token: string, leaseMs: number): Promise<Buffer | null> {

@@ -4,8 +4,17 @@ import { defineScript } from '../../src/store/redis/define-script.js';
 import { channelOf } from '../../src/store/redis/key-layout.js';
 import { completeScript } from '../../src/store/redis/scripts/complete.js';
 
-/** How the executor's own command connection is configured (see RedisStore). */
-export const EXECUTOR_CONNECTION = { protocol: 2, enableAutoPipelining: true } as const;
+/**
+ * How the executor's own command connection is configured (see RedisStore): RESP2,
+ * auto-pipelining, and every command bounded (the default `storeTimeoutMs`, which costs ioredis a
+ * timer per command) with one retry.
+ */
+export const EXECUTOR_CONNECTION = {
+  protocol: 2,
+  enableAutoPipelining: true,
+  commandTimeout: 2_000,
+  maxRetriesPerRequest: 1,
+} as const;
 
 /**
  * The protocol floor of a fresh run: the commands the executor sends, and nothing else of ours —

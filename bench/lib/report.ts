@@ -410,7 +410,7 @@ ${contractTable(results)}
 Unique keys; fn returns a ~100-byte object. The **protocol floor** is a raw loop of exactly the
 commands a fresh run sends — \`SET key token NX PX ms GET\`, then the complete script by
 \`EVALSHA\` with a record encoded once beforehand — on a connection configured like the
-executor's own (RESP2, auto-pipelining), with none of our JavaScript. The **ceiling** is a raw ioredis loop of the two
+executor's own (RESP2, auto-pipelining, every command bounded by a 2 s timeout), with none of our JavaScript. The **ceiling** is a raw ioredis loop of the two
 commands a fresh run needs (\`SET key lease NX PX\`, then \`SET key value PX\` with a value encoded
 once beforehand), in the fastest of four ioredis configurations at each concurrency.
 

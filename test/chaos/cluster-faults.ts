@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type ClusterNodeProcess, LocalCluster } from '../cluster/support/local-cluster.js';
 import { waitUntil } from '../helpers/redis.js';
+import { now } from '../helpers/worker/protocol.js';
 import type { ServerFault } from './evidence.js';
 import { type ServerFaultSet, sleep } from './faults.js';
 import type { ChaosOptions } from './options.js';
-import { now, workerName } from './protocol.js';
+import { workerName } from './protocol.js';
 import type { Storm } from './storm.js';
 
 const run = promisify(execFile);

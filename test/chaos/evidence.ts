@@ -5,7 +5,7 @@ import type { FaultKind, ServerFaultKind } from './options.js';
 import type { WorkerEvent } from './protocol.js';
 
 /** What one caller got, as its worker reported it. */
-export type CallerResult = Omit<Extract<WorkerEvent, { ev: 'settled' }>, 'ev'>;
+export type CallerResult = Omit<Extract<WorkerEvent, { event: 'settled' }>, 'event'>;
 
 export interface Death {
   readonly slot: number;

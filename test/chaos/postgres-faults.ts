@@ -3,10 +3,11 @@
 // workers by cutting or blackholing the TCP proxy their store connections go through. The admin
 // connection used here goes to PostgreSQL directly, as do the workers' execution logs.
 import pg from 'pg';
+import { now } from '../helpers/worker/protocol.js';
 import type { ServerFault } from './evidence.js';
 import { type ServerFaultSet, sleep } from './faults.js';
 import type { ChaosOptions } from './options.js';
-import { now, workerName } from './protocol.js';
+import { workerName } from './protocol.js';
 import type { Storm } from './storm.js';
 import type { FaultyProxy } from './tcp-proxy.js';
 

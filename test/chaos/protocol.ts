@@ -1,6 +1,7 @@
-// The JSON lines the chaos parent (run.ts) and its workers (worker.ts) exchange: commands on the
-// worker's stdin, events on its stdout. Every event that is evidence for the report carries the
-// wall-clock time it happened (ms since the epoch, sub-ms precision, see `now()`).
+// What the chaos parent (storm.ts) and its workers (worker.ts) say to each other on the shared
+// worker protocol (test/helpers/worker): requests the parent sends without waiting, events the
+// worker pushes. Every event that is evidence for the report carries the wall-clock time it
+// happened (ms since the epoch, sub-ms precision: `now()` of the worker protocol).
 
 /** The store a worker's executor runs on. */
 export type WorkerStoreConfig =
@@ -51,15 +52,17 @@ export type ArmedFault =
    */
   | { readonly kind: 'hold'; readonly ms: number };
 
-export type WorkerCommand =
+/** The requests a worker answers; the parent never waits for their replies. */
+export interface WorkerRequests {
   /**
    * The caller ids to run, in order; with `until` (ms since the epoch), started at an even pace
    * from now until then instead of as fast as the lanes go (a soak).
    */
-  | { readonly cmd: 'start'; readonly callers: readonly number[]; readonly until?: number }
-  | { readonly cmd: 'arm'; readonly fault: ArmedFault }
+  start(request: { readonly callers: readonly number[]; readonly until?: number }): void;
+  arm(request: { readonly fault: ArmedFault }): void;
   /** Close everything, report leaks, exit. */
-  | { readonly cmd: 'finish' };
+  finish(request: Record<string, never>): void;
+}
 
 /** The value fn returns: unique to one execution, so replays show which execution they saw. */
 export interface ChaosValue {
@@ -68,9 +71,8 @@ export interface ChaosValue {
 }
 
 export type WorkerEvent =
-  | { readonly ev: 'ready'; readonly pid: number }
   | {
-      readonly ev: 'settled';
+      readonly event: 'settled';
       readonly id: number;
       readonly key: string;
       readonly pid: number;
@@ -86,36 +88,46 @@ export type WorkerEvent =
     }
   /** Printed (synchronously) just before the worker SIGKILLs itself. */
   | {
-      readonly ev: 'dying';
+      readonly event: 'dying';
       readonly phase: 'mid-fn' | 'after-fn';
       readonly key: string;
       readonly token: number;
       readonly t: number;
     }
-  | { readonly ev: 'stall-start'; readonly key: string; readonly token: number; readonly t: number }
-  | { readonly ev: 'stall-end'; readonly key: string; readonly token: number; readonly t: number }
-  | { readonly ev: 'holding'; readonly key: string; readonly token: number; readonly t: number }
-  /** The executor's own `lease-lost` / `store-failed` events. */
-  | { readonly ev: 'lease-lost'; readonly key: string; readonly t: number }
-  | { readonly ev: 'store-failed'; readonly key: string; readonly t: number }
-  /** An `executed` event of fn failing with an error not kept: the executor freed the key. */
-  | { readonly ev: 'released'; readonly key: string; readonly t: number }
-  | { readonly ev: 'unhandled'; readonly kind: string; readonly message: string }
-  | { readonly ev: 'drained' }
-  /** The worker's memory (`process.memoryUsage()`), bytes. */
-  | { readonly ev: 'memory'; readonly t: number; readonly heapUsed: number; readonly rss: number }
   | {
-      readonly ev: 'closed';
+      readonly event: 'stall-start';
+      readonly key: string;
+      readonly token: number;
+      readonly t: number;
+    }
+  | {
+      readonly event: 'stall-end';
+      readonly key: string;
+      readonly token: number;
+      readonly t: number;
+    }
+  | { readonly event: 'holding'; readonly key: string; readonly token: number; readonly t: number }
+  /** The executor's own `lease-lost` / `store-failed` events. */
+  | { readonly event: 'lease-lost'; readonly key: string; readonly t: number }
+  | { readonly event: 'store-failed'; readonly key: string; readonly t: number }
+  /** An `executed` event of fn failing with an error not kept: the executor freed the key. */
+  | { readonly event: 'released'; readonly key: string; readonly t: number }
+  | { readonly event: 'unhandled'; readonly kind: string; readonly message: string }
+  | { readonly event: 'drained' }
+  /** The worker's memory (`process.memoryUsage()`), bytes. */
+  | {
+      readonly event: 'memory';
+      readonly t: number;
+      readonly heapUsed: number;
+      readonly rss: number;
+    }
+  | {
+      readonly event: 'closed';
       /** Active resources left after everything was closed, beyond those present at start. */
       readonly leaked: readonly string[];
       /** Faults armed here that never landed. */
       readonly unlanded: readonly ArmedFault['kind'][];
     };
-
-/** Wall-clock time in ms with sub-ms precision, comparable across processes on one machine. */
-export function now(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 /** The key caller `id` calls. */
 export function keyOfCaller(id: number, dups: number): string {

@@ -5,10 +5,11 @@
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import type { OwnRedisServer } from '../helpers/redis.js';
+import { now } from '../helpers/worker/protocol.js';
 import type { ServerFault } from './evidence.js';
 import { type ServerFaultSet, sleep } from './faults.js';
 import type { ChaosOptions } from './options.js';
-import { now, workerName } from './protocol.js';
+import { workerName } from './protocol.js';
 import type { Storm } from './storm.js';
 import type { FaultyProxy } from './tcp-proxy.js';
 

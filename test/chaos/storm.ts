@@ -1,20 +1,27 @@
 // The parent's side of the storm: one slot per worker, each with its list of callers. It starts
 // the workers together, records what they report, replaces a killed worker with a new process
 // that carries on with the callers the dead one had not settled, and shuts everything down.
+import { WorkerProcess } from '../helpers/worker/parent.js';
+import type { BodyOf } from '../helpers/worker/protocol.js';
 import type { Evidence } from './evidence.js';
-import type { ArmedFault, WorkerCommand, WorkerConfig, WorkerEvent } from './protocol.js';
-import { WorkerProcess } from './worker-process.js';
+import type { ArmedFault, WorkerConfig, WorkerEvent, WorkerRequests } from './protocol.js';
+
+const WORKER_SCRIPT = new URL('./worker.ts', import.meta.url);
+/** How much of a worker's stderr is kept for diagnostics. */
+const STDERR_TAIL = 4_000;
+
+type Worker = WorkerProcess<WorkerRequests, WorkerEvent>;
 
 interface Slot {
   readonly index: number;
   readonly callers: readonly number[];
-  worker: WorkerProcess;
+  worker: Worker;
   ready: Promise<void>;
   /** The current process got its callers: it can be faulted. */
   started: boolean;
   /** Faults sent to the current process that it has not landed yet, in the order sent. */
   armed: ArmedFault[];
-  last?: Extract<WorkerEvent, { ev: 'dying' }>;
+  last?: Extract<WorkerEvent, { event: 'dying' }>;
 }
 
 export class Storm {
@@ -62,7 +69,7 @@ export class Storm {
     this.evidence.stormStart = Date.now();
     if (this.paceMs !== undefined) this.until = this.evidence.stormStart + this.paceMs;
     for (const slot of this.slots) {
-      slot.worker.send(this.startCommand(slot.callers));
+      slot.worker.tell('start', this.startRequest(slot.callers));
       slot.started = true;
     }
   }
@@ -92,7 +99,7 @@ export class Storm {
   }
 
   /** The current process of `slot`. */
-  workerOf(slot: number): WorkerProcess | undefined {
+  workerOf(slot: number): Worker | undefined {
     return this.slots[slot]?.worker;
   }
 
@@ -100,7 +107,7 @@ export class Storm {
     const target = this.slots[slot];
     if (target === undefined) return;
     target.armed.push(fault);
-    target.worker.send({ cmd: 'arm', fault });
+    target.worker.tell('arm', { fault });
   }
 
   /**
@@ -141,8 +148,8 @@ export class Storm {
     await Promise.all(
       this.slots.map(async (slot) => {
         await slot.ready;
-        slot.worker.send({ cmd: 'finish' });
-        const timer = setTimeout(() => slot.worker.kill(), 15_000);
+        slot.worker.tell('finish', {});
+        const timer = setTimeout(() => void slot.worker.kill(), 15_000);
         await slot.worker.ended;
         clearTimeout(timer);
       }),
@@ -150,31 +157,22 @@ export class Storm {
   }
 
   private spawn(slot: Slot): void {
-    let ready = false;
-    let markReady = () => {};
-    slot.ready = new Promise((resolve) => {
-      markReady = () => {
-        ready = true;
-        resolve();
-      };
+    const worker: Worker = new WorkerProcess(WORKER_SCRIPT, this.configFor(slot.index), {
+      keepEvents: false,
+      stderrTail: STDERR_TAIL,
     });
-    const worker = new WorkerProcess(this.configFor(slot.index), (event) =>
-      this.handle(slot, worker, event, markReady),
-    );
+    worker.onEvent((event) => this.handle(slot, worker, event));
+    // A worker that dies before it is ready cannot start (a replacement would die the same
+    // way): fail the run rather than wait for it forever.
+    slot.ready = worker.ready(Number.POSITIVE_INFINITY).catch((error: Error) => {
+      this.startFailure ??= error;
+    });
     slot.worker = worker;
     slot.started = false;
     slot.armed = [];
     delete slot.last;
     void worker.ended.then((end) => {
-      if (!ready) {
-        // It died before it could run anything, so it cannot start (a replacement would die the
-        // same way): fail the run rather than wait for it forever.
-        this.startFailure ??= new Error(
-          `worker ${worker.pid} exited before it was ready (code ${end.code}, signal ${end.signal}): ${worker.stderr}`,
-        );
-        markReady();
-        return;
-      }
+      if (!worker.isReady) return;
       if (this.finishing && end.signal === null) return;
       const death = {
         slot: slot.index,
@@ -210,14 +208,12 @@ export class Storm {
     this.spawn(slot);
     await slot.ready;
     for (const fault of unlanded) this.arm(slot.index, fault);
-    slot.worker.send(this.startCommand(this.remaining(slot)));
+    slot.worker.tell('start', this.startRequest(this.remaining(slot)));
     slot.started = true;
   }
 
-  private startCommand(callers: readonly number[]): WorkerCommand {
-    return this.until === undefined
-      ? { cmd: 'start', callers }
-      : { cmd: 'start', callers, until: this.until };
+  private startRequest(callers: readonly number[]): BodyOf<WorkerRequests, 'start'> {
+    return this.until === undefined ? { callers } : { callers, until: this.until };
   }
 
   private remaining(slot: Slot): number[] {
@@ -228,16 +224,13 @@ export class Storm {
     return this.slots.flatMap((slot) => slot.callers);
   }
 
-  private handle(slot: Slot, worker: WorkerProcess, event: WorkerEvent, markReady: () => void) {
+  private handle(slot: Slot, worker: Worker, event: WorkerEvent) {
     const { evidence } = this;
-    switch (event.ev) {
-      case 'ready':
-        markReady();
-        break;
+    switch (event.event) {
       case 'settled': {
         // Past the deadline the callers still out are hung, whatever they get at shutdown.
         if (this.finishing) break;
-        const { ev: _ev, ...result } = event;
+        const { event: _event, ...result } = event;
         evidence.callers.set(event.id, result);
         for (const listener of this.progressListeners) listener(evidence.callers.size, this.total);
         break;

@@ -1,39 +1,43 @@
 // One chaos worker process: runs its share of the storm through an IdempotentExecutor, writes a
 // ledger row from every execution of fn, lands the faults the parent arms, and reports every
-// caller's outcome. Started by run.ts; see protocol.ts for what it reads and prints.
-import { createInterface } from 'node:readline';
+// caller's outcome. Started by storm.ts; see protocol.ts for what it answers and pushes.
 import type { PoolClient } from 'pg';
 import { recordKeyOf } from '../../src/core/keys.js';
 import { ErrorCode, IdempotentExecutor, type RunContext } from '../../src/index.js';
 import { transactional } from '../../src/store/postgres/index.js';
+import {
+  emit,
+  resourcesOpenedSince,
+  serve,
+  stopServing,
+  workerConfig,
+} from '../helpers/worker/child.js';
+import { now } from '../helpers/worker/protocol.js';
 import { CompletionTrapStore } from './completion-trap.js';
 import { LedgerWriter, writeLedgerRow } from './ledger.js';
 import {
   type ArmedFault,
   type ChaosValue,
   keyOfCaller,
-  now,
-  type WorkerCommand,
   type WorkerConfig,
   type WorkerEvent,
+  type WorkerRequests,
   workerName,
 } from './protocol.js';
 import { openWorkerStore } from './worker-store.js';
 
 const baseline = process.getActiveResourcesInfo();
-const config = JSON.parse(process.argv[2] ?? '') as WorkerConfig;
+const config = workerConfig<WorkerConfig>();
 const { pid } = process;
 
-/** Pipe writes are synchronous on Linux: a line is out before a busy loop or a SIGKILL. */
-function print(event: WorkerEvent): void {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-}
+/** Out before a busy loop or a SIGKILL that follows (see `emit`). */
+const print: (event: WorkerEvent) => void = emit;
 
 process.on('unhandledRejection', (reason) => {
-  print({ ev: 'unhandled', kind: 'unhandledRejection', message: describe(reason) });
+  print({ event: 'unhandled', kind: 'unhandledRejection', message: describe(reason) });
 });
 process.on('uncaughtException', (error) => {
-  print({ ev: 'unhandled', kind: 'uncaughtException', message: describe(error) });
+  print({ event: 'unhandled', kind: 'uncaughtException', message: describe(error) });
 });
 
 /** The error and where it came from, on one line. */
@@ -57,7 +61,7 @@ const backend = openWorkerStore(config.store, workerName(config.slot, pid), conf
 const store = new CompletionTrapStore(backend.store, (recordKey) => {
   const victim = doomed.get(recordKey);
   if (victim === undefined) return;
-  print({ ev: 'dying', phase: 'after-fn', key: victim.key, token: victim.token, t: now() });
+  print({ event: 'dying', phase: 'after-fn', key: victim.key, token: victim.token, t: now() });
   process.kill(pid, 'SIGKILL');
 });
 const executor = new IdempotentExecutor({
@@ -70,9 +74,9 @@ const executor = new IdempotentExecutor({
   // of fn's own transaction (its connection killed) is fn's error, and is kept.
   onEvent: (event) => {
     if (event.type === 'lease-lost' || event.type === 'store-failed') {
-      print({ ev: event.type, key: event.key, t: now() });
+      print({ event: event.type, key: event.key, t: now() });
     } else if (event.type === 'executed' && !event.ok && !event.cached) {
-      print({ ev: 'released', key: event.key, t: now() });
+      print({ event: 'released', key: event.key, t: now() });
     }
   },
 });
@@ -109,19 +113,19 @@ async function body(
   if (tx !== undefined) await writeLedgerRow(tx, { key: ctx.key, pid, token });
   const fault = armed.shift();
   if (fault?.kind === 'kill-mid') {
-    print({ ev: 'dying', phase: 'mid-fn', key: ctx.key, token, t: now() });
+    print({ event: 'dying', phase: 'mid-fn', key: ctx.key, token, t: now() });
     process.kill(pid, 'SIGKILL');
   } else if (fault?.kind === 'kill-after') {
     doomed.set(recordKeyOf(config.namespace, ctx.key), { key: ctx.key, token });
   } else if (fault?.kind === 'stall') {
-    print({ ev: 'stall-start', key: ctx.key, token, t: now() });
+    print({ event: 'stall-start', key: ctx.key, token, t: now() });
     const until = Date.now() + fault.ms;
     while (Date.now() < until) {
       // Busy wait: no timer, no renewal, no I/O runs in this process meanwhile.
     }
-    print({ ev: 'stall-end', key: ctx.key, token, t: now() });
+    print({ event: 'stall-end', key: ctx.key, token, t: now() });
   } else if (fault?.kind === 'hold') {
-    print({ ev: 'holding', key: ctx.key, token, t: now() });
+    print({ event: 'holding', key: ctx.key, token, t: now() });
     await sleep(fault.ms);
   }
   return { key: ctx.key, token };
@@ -144,13 +148,13 @@ async function call(id: number): Promise<string | undefined> {
   const t0 = now();
   try {
     const value = (await executor.run(key, fn)) as ChaosValue;
-    print({ ev: 'settled', id, key, pid, t0, t1: now(), token: value.token });
+    print({ event: 'settled', id, key, pid, t0, t1: now(), token: value.token });
     return undefined;
   } catch (error) {
     const code = String((error as { code?: unknown }).code ?? (error as Error).name);
     const ownToken = code === ErrorCode.LEASE_LOST ? ownTokens.get(key) : undefined;
     print({
-      ev: 'settled',
+      event: 'settled',
       id,
       key,
       pid,
@@ -183,55 +187,37 @@ async function storm(callers: readonly number[], until: number | undefined): Pro
     }
   };
   await Promise.all(Array.from({ length: config.concurrency }, lane));
-  print({ ev: 'drained' });
+  print({ event: 'drained' });
 }
-
-let finishing = false;
 
 const sampler =
   config.sampleMs > 0
     ? setInterval(() => {
         const { heapUsed, rss } = process.memoryUsage();
-        print({ ev: 'memory', t: now(), heapUsed, rss });
+        print({ event: 'memory', t: now(), heapUsed, rss });
       }, config.sampleMs)
     : undefined;
 
 async function finish(): Promise<void> {
-  finishing = true;
   clearInterval(sampler);
   await executor.close();
   await store.close();
   await backend.close();
   await ledger.close();
-  input.close();
-  process.stdin.destroy();
+  stopServing();
   // Sockets finish closing on a later turn of the loop.
   await sleep(200);
-  print({ ev: 'closed', leaked: leakedResources(), unlanded: armed.map((fault) => fault.kind) });
+  // Leaked: active beyond what was there before anything was opened (stdio pipes).
+  const leaked = resourcesOpenedSince(baseline);
+  print({ event: 'closed', leaked, unlanded: armed.map((fault) => fault.kind) });
   process.exit(0);
 }
 
-/** Active resources beyond those present before anything was opened (stdio pipes). */
-function leakedResources(): string[] {
-  const left = [...baseline];
-  const leaked: string[] = [];
-  for (const resource of process.getActiveResourcesInfo()) {
-    const index = left.indexOf(resource);
-    if (index >= 0) left.splice(index, 1);
-    else leaked.push(resource);
-  }
-  return leaked;
-}
-
-const input = createInterface({ input: process.stdin });
-input.on('line', (line) => {
-  const command = JSON.parse(line) as WorkerCommand;
-  if (command.cmd === 'start') void storm(command.callers, command.until);
-  else if (command.cmd === 'arm') armed.push(command.fault);
-  else void finish();
+// No shutdown of its own: a worker whose parent is gone (crashed or killed) exits at once.
+serve<WorkerRequests>({
+  start: ({ callers, until }) => void storm(callers, until),
+  arm: ({ fault }) => {
+    armed.push(fault);
+  },
+  finish: () => void finish(),
 });
-// The parent is gone (it crashed or was killed): do not run on alone.
-input.on('close', () => {
-  if (!finishing) process.exit(1);
-});
-print({ ev: 'ready', pid });

@@ -9,13 +9,10 @@ import { IdempotentExecutor } from '../../src/index.js';
 import { keySlot } from '../../src/store/redis/key-slot.js';
 import { clusterSlot } from '../helpers/key-slot.js';
 import { uniqueNamespace, waitUntil } from '../helpers/redis.js';
+import { stopAllWorkers } from '../helpers/worker/parent.js';
 import { LocalCluster } from './support/local-cluster.js';
 import { deleteClusterNamespace, keysPerMaster } from './support/namespace.js';
-import {
-  ClusterProcess,
-  type ResultEvent,
-  stopAllClusterProcesses,
-} from './workers/cluster-process.js';
+import { ClusterProcess, type ResultEvent } from './workers/cluster-process.js';
 
 /** Subscriptions to the key's channel on the master serving its slot (PUBSUB SHARDNUMSUB). */
 async function shardSubscribers(
@@ -42,12 +39,12 @@ describe('the executor on a 3-master Redis Cluster, across processes', () => {
     redis = cluster.client();
   });
   after(async () => {
-    await stopAllClusterProcesses();
+    await stopAllWorkers();
     redis?.disconnect();
     await cluster?.stop();
   });
   afterEach(async () => {
-    await stopAllClusterProcesses();
+    await stopAllWorkers();
     await deleteClusterNamespace(redis, namespace);
   });
 
@@ -60,7 +57,9 @@ describe('the executor on a 3-master Redis Cluster, across processes', () => {
     });
   };
   const valuesOf = (results: readonly ResultEvent[]) =>
-    results.map((result) => (result.ok ? result.value : `${result.code}: ${result.message}`));
+    results.map((result) =>
+      result.ok ? result.value : `${result.error.code}: ${result.error.message}`,
+    );
 
   it('runs fn once for 4 concurrent calls in each of 3 processes and gives all 12 its value', async () => {
     // Prepare

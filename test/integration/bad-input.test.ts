@@ -5,6 +5,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { IdempotentExecutor, MAX_KEY_LENGTH } from '../../src/index.js';
 import { connect, deleteNamespace, REDIS_URL, uniqueNamespace } from '../helpers/redis.js';
+import { stopAllWorkers } from '../helpers/worker/parent.js';
 import {
   gate,
   keysUnder,
@@ -13,7 +14,7 @@ import {
   settledWithin,
   waitForWaiters,
 } from './support.js';
-import { ExecutorProcess, stopAllWorkers } from './workers/executor-process.js';
+import { ExecutorProcess } from './workers/executor-process.js';
 
 /** Every rejection nobody handled while this file ran; the last test asserts there were none. */
 const unhandledRejections: unknown[] = [];

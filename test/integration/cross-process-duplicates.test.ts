@@ -5,18 +5,18 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { IdempotentExecutor } from '../../src/index.js';
 import { connect, deleteNamespace, REDIS_URL, uniqueNamespace } from '../helpers/redis.js';
+import { stopAllWorkers } from '../helpers/worker/parent.js';
+import { describeError, type TransportedError } from '../helpers/worker/protocol.js';
 import { executions, gate, rejectionOf, waitForWaiters } from './support.js';
-import { describeError } from './workers/describe-error.js';
 import { CardDeclinedError, declinedCard, GatewayTimeoutError } from './workers/errors.js';
-import { ExecutorProcess, stopAllWorkers } from './workers/executor-process.js';
-import type { ErrorDescription, ResultEvent } from './workers/protocol.js';
+import { ExecutorProcess, type RunResult } from './workers/executor-process.js';
 
 /** [constructor, message, code] of an error and of each error in its cause chain. */
-function chainOf(error: ErrorDescription): [unknown, unknown, unknown][] {
+function chainOf(error: TransportedError): [unknown, unknown, unknown][] {
   const chain: [unknown, unknown, unknown][] = [];
-  let link: ErrorDescription['cause'] = error;
-  while (link !== null && 'constructorName' in link) {
-    chain.push([link.constructorName, link.message, link.code]);
+  let link: TransportedError['cause'] = error;
+  while (link !== null && 'classes' in link) {
+    chain.push([link.classes[0], link.message, link.code]);
     link = link.cause;
   }
   return chain;
@@ -38,7 +38,7 @@ describe('duplicates across OS processes', () => {
     executors.push(created);
     return created;
   };
-  const pids = (results: readonly ResultEvent[]) => new Set(results.map((result) => result.pid));
+  const pids = (results: readonly RunResult[]) => new Set(results.map((result) => result.pid));
 
   beforeEach(() => {
     redis = connect();

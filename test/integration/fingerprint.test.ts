@@ -5,8 +5,9 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { IdempotentExecutor } from '../../src/index.js';
 import { connect, deleteNamespace, REDIS_URL, uniqueNamespace } from '../helpers/redis.js';
+import { stopAllWorkers } from '../helpers/worker/parent.js';
 import { executions, gate, rejectionOf, waitForWaiters } from './support.js';
-import { ExecutorProcess, stopAllWorkers } from './workers/executor-process.js';
+import { ExecutorProcess } from './workers/executor-process.js';
 
 const order = { amount: 1_200, currency: 'EUR', lines: [{ sku: 'a', qty: 2, price: 600 }] };
 const sameOrderReordered = {

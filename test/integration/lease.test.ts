@@ -5,8 +5,9 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { IdempotentExecutor } from '../../src/index.js';
 import { connect, deleteNamespace, REDIS_URL, uniqueNamespace } from '../helpers/redis.js';
+import { stopAllWorkers } from '../helpers/worker/parent.js';
 import { executions, sleep, waitForWaiters } from './support.js';
-import { ExecutorProcess, stopAllWorkers } from './workers/executor-process.js';
+import { ExecutorProcess } from './workers/executor-process.js';
 
 describe('the lease on a running execution', () => {
   let redis: Redis;
@@ -105,9 +106,9 @@ describe('the lease on a running execution', () => {
     assert.deepEqual(ownerResult, { ...ownerResult, ok: true, value: receipt });
     assert.deepEqual(duplicateResult, { ...duplicateResult, ok: true, value: receipt });
     assert.equal(await executions(redis, counterKey), 1);
-    assert.deepEqual(owner.events('aborted', owning), []);
+    assert.deepEqual(owner.eventsOf('aborted', owning), []);
     assert.deepEqual(
-      owner.events('finished', owning).map((line) => line.signalAborted),
+      owner.eventsOf('finished', owning).map((line) => line.signalAborted),
       [false],
     );
   });
@@ -142,11 +143,11 @@ describe('the lease on a running execution', () => {
     assert.equal(ownerResult?.ok, false);
     assert.equal(ownerResult.ok ? undefined : ownerResult.error.code, 'IDEMPOTENCY_LEASE_LOST');
     assert.deepEqual(
-      owner.events('aborted', owning).map((line) => line.code),
+      owner.eventsOf('aborted', owning).map((line) => line.code),
       ['IDEMPOTENCY_LEASE_LOST'],
     );
     assert.deepEqual(
-      owner.events('finished', owning).map((line) => line.signalAborted),
+      owner.eventsOf('finished', owning).map((line) => line.signalAborted),
       [true],
     );
     assert.equal(replayed, 'B');

@@ -15,8 +15,9 @@ import {
   uniqueNamespace,
   waitUntil,
 } from '../helpers/redis.js';
+import { stopAllWorkers } from '../helpers/worker/parent.js';
 import { sleep, waitForWaiters } from './support.js';
-import { ExecutorProcess, stopAllWorkers } from './workers/executor-process.js';
+import { ExecutorProcess } from './workers/executor-process.js';
 
 /**
  * Calls per command between two snapshots, without the INFO of the first snapshot (the second
@@ -178,6 +179,6 @@ describe('Redis commands per run', () => {
     assert.deepEqual(delta, {});
     assert.deepEqual(won, { ...won, ok: true, value: receipt });
     assert.deepEqual(waited, { ...waited, ok: true, value: receipt });
-    assert.equal(waiter.events('started', waiting).length, 0);
+    assert.equal(waiter.eventsOf('started', waiting).length, 0);
   });
 });

@@ -3,37 +3,39 @@
 // schema of its own (the store's table and a ledger fn writes one row to per execution).
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { startWorker, type Worker } from '../helpers/processes.js';
+import { WorkerProcess } from '../helpers/worker/parent.js';
+import type { Settled } from '../helpers/worker/protocol.js';
 import { connectPool, dropSchema, nextSchema, POSTGRES_URL, storeInNewSchema } from './support.js';
-import type { RunCommand, WorkerConfig } from './workers/pg-worker.js';
+import type {
+  Execution,
+  PgRequests,
+  RunRequest,
+  StartedEvent,
+  WorkerConfig,
+} from './workers/pg-worker.js';
 
 const WORKER = new URL('./workers/pg-worker.ts', import.meta.url);
+/** How long a test waits for a run's reply before it fails. */
+const REPLY_WITHIN_MS = 20_000;
 const pool = connectPool();
 
-interface Settled {
-  id: string;
-  ok: boolean;
-  value?: { pid: number; fence: number };
-  code?: string;
-}
-interface Started {
-  id: string;
-  pid: number;
-  fence: number;
-}
+type Worker = WorkerProcess<PgRequests, StartedEvent>;
+
+const executionOf = (settled: Settled<Execution>) => (settled.ok ? settled.value : undefined);
+const codeOf = (settled: Settled<Execution>) => (settled.ok ? undefined : settled.error.code);
 
 describe('PostgresStore across processes', () => {
   let schema: string;
   let workers: Worker[];
 
   const start = async (config: Partial<WorkerConfig> = {}): Promise<Worker> => {
-    const worker = startWorker(WORKER, [JSON.stringify({ url: POSTGRES_URL, schema, ...config })]);
+    const worker: Worker = new WorkerProcess(WORKER, { url: POSTGRES_URL, schema, ...config });
     workers.push(worker);
-    await worker.until('ready');
+    await worker.ready();
     return worker;
   };
-  const run = (worker: Worker, command: Omit<RunCommand, 'op'>) =>
-    worker.send({ op: 'run', ...command });
+  const run = (worker: Worker, request: RunRequest) =>
+    worker.settle('run', request, REPLY_WITHIN_MS);
   const ledger = async (key: string) =>
     (
       await pool.query<{ pid: number; fence: string }>(
@@ -52,8 +54,7 @@ describe('PostgresStore across processes', () => {
     workers = [];
   });
   afterEach(async () => {
-    for (const worker of workers) worker.kill();
-    await Promise.all(workers.map((worker) => worker.exited));
+    await Promise.all(workers.map((worker) => worker.kill()));
     await dropSchema(pool, schema);
   });
   after(() => pool.end());
@@ -63,29 +64,25 @@ describe('PostgresStore across processes', () => {
       const processes = await Promise.all([start(), start(), start()]);
       const keys = Array.from({ length: 8 }, (_, i) => `order-${i}`);
 
-      for (const [p, worker] of processes.entries()) {
-        for (const key of keys) {
-          for (let copy = 0; copy < 2; copy++) {
-            run(worker, { id: `${p}-${key}-${copy}`, key, mode, sleepMs: 50 });
-          }
-        }
-      }
       const settled = await Promise.all(
-        processes.map(async (worker) => {
-          const mine: Settled[] = [];
-          while (mine.length < keys.length * 2) mine.push(await worker.until<Settled>('settled'));
-          return mine;
-        }),
+        processes.flatMap((worker, p) =>
+          keys.flatMap((key) =>
+            [0, 1].map(async (copy) => ({
+              key,
+              outcome: await run(worker, { id: `${p}-${key}-${copy}`, key, mode, sleepMs: 50 }),
+            })),
+          ),
+        ),
       );
 
       for (const key of keys) {
         const rows = await ledger(key);
         assert.equal(rows.length, 1, `one execution of ${key}`);
-        const results = settled.flat().filter((s) => s.id.includes(`-${key}-`));
+        const results = settled.filter((s) => s.key === key).map((s) => s.outcome);
         assert.equal(results.length, 6);
         for (const result of results) {
           assert.equal(result.ok, true, `settled ${JSON.stringify(result)}`);
-          assert.deepEqual(result.value, rows[0]);
+          assert.deepEqual(executionOf(result), rows[0]);
         }
       }
     });
@@ -93,23 +90,22 @@ describe('PostgresStore across processes', () => {
     it(`takes over after the owner is SIGKILLed mid-fn, with a larger fencing token (${mode})`, async () => {
       const owner = await start({ leaseMs: 600 });
       const successor = await start({ leaseMs: 600 });
-      run(owner, { id: 'owner', key: 'order-k', mode, sleepMs: 30_000 });
-      const ownerStarted = await owner.until<Started>('started');
+      void run(owner, { id: 'owner', key: 'order-k', mode, sleepMs: 30_000 });
+      const ownerStarted = await owner.until('started');
       // The owner's ledger row is written (committed in the plain mode, pending in the other).
       await new Promise((resolve) => setTimeout(resolve, 100));
 
-      owner.kill('SIGKILL');
-      await owner.exited;
-      run(successor, { id: 'successor', key: 'order-k', mode });
-      const successorStarted = await successor.until<Started>('started');
-      const settled = await successor.until<Settled>('settled');
+      await owner.kill('SIGKILL');
+      const succeeding = run(successor, { id: 'successor', key: 'order-k', mode });
+      const successorStarted = await successor.until('started');
+      const settled = await succeeding;
 
       assert.ok(
         successorStarted.fence > ownerStarted.fence,
         `${successorStarted.fence} > ${ownerStarted.fence}`,
       );
       assert.equal(settled.ok, true);
-      assert.equal(settled.value?.pid, successorStarted.pid);
+      assert.equal(executionOf(settled)?.pid, successorStarted.pid);
       const rows = await ledger('order-k');
       const pids = rows.map((row) => row.pid);
       if (mode === 'transactional') {
@@ -123,24 +119,26 @@ describe('PostgresStore across processes', () => {
     it(`refuses the completion of an owner stalled past its lease: LEASE_LOST (${mode})`, async () => {
       const stalled = await start({ leaseMs: 300 });
       const successor = await start({ leaseMs: 300 });
-      run(stalled, { id: 'stalled', key: 'order-s', mode, stallMs: 1_500 });
-      const stalledStarted = await stalled.until<Started>('started');
+      const stalling = run(stalled, { id: 'stalled', key: 'order-s', mode, stallMs: 1_500 });
+      const stalledStarted = await stalled.until('started');
 
       await new Promise((resolve) => setTimeout(resolve, 400));
-      run(successor, { id: 'successor', key: 'order-s', mode });
-      const successorSettled = await successor.until<Settled>('settled');
-      const stalledSettled = await stalled.until<Settled>('settled');
+      const successorSettled = await run(successor, { id: 'successor', key: 'order-s', mode });
+      const stalledSettled = await stalling;
 
       assert.equal(successorSettled.ok, true);
-      assert.ok((successorSettled.value?.fence ?? 0) > stalledStarted.fence);
+      assert.ok((executionOf(successorSettled)?.fence ?? 0) > stalledStarted.fence);
       assert.equal(stalledSettled.ok, false);
-      assert.equal(stalledSettled.code, 'IDEMPOTENCY_LEASE_LOST');
-      run(stalled, { id: 'replay', key: 'order-s', mode });
-      const replay = await stalled.until<Settled>('settled');
-      assert.deepEqual(replay.value, successorSettled.value, 'the record holds the successor');
+      assert.equal(codeOf(stalledSettled), 'IDEMPOTENCY_LEASE_LOST');
+      const replay = await run(stalled, { id: 'replay', key: 'order-s', mode });
+      assert.deepEqual(
+        executionOf(replay),
+        executionOf(successorSettled),
+        'the record holds the successor',
+      );
       const pids = (await ledger('order-s')).map((row) => row.pid);
       if (mode === 'transactional') {
-        assert.deepEqual(pids, [successorSettled.value?.pid], 'the stale owner rolled back');
+        assert.deepEqual(pids, [executionOf(successorSettled)?.pid], 'the stale owner rolled back');
       } else {
         assert.equal(pids.length, 2);
       }

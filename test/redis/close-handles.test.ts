@@ -13,9 +13,14 @@ import { Redis } from 'ioredis';
 import { recordKeyOf } from '../../src/core/keys.js';
 import { keySlot } from '../../src/store/redis/key-slot.js';
 import { LocalCluster } from '../cluster/support/local-cluster.js';
-import { startWorker, type Worker } from '../helpers/processes.js';
 import { OwnRedisServer, uniqueNamespace, waitUntil } from '../helpers/redis.js';
-import type { CloseHandlesConfig, CloseHandlesEvent } from './workers/close-handles-worker.js';
+import { WorkerProcess } from '../helpers/worker/parent.js';
+import type {
+  Closed,
+  CloseHandlesConfig,
+  CloseHandlesEvent,
+  CloseHandlesRequests,
+} from './workers/close-handles-worker.js';
 
 const WORKER = new URL('./workers/close-handles-worker.ts', import.meta.url);
 /**
@@ -34,8 +39,6 @@ const HELD_KEY = 'held-elsewhere';
 const FOREIGN_LEASE = 'f'.repeat(32);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-type Closed = Extract<CloseHandlesEvent, { event: 'closed' }>;
 
 /** A connection for the test's own commands, which never retries. */
 function adminOf(port: number): Redis {
@@ -82,22 +85,21 @@ async function closeIn(
 ): Promise<{ closed: Closed; exitCode: number | null | 'still running' }> {
   const recordKey = recordKeyOf(config.namespace, config.heldKey);
   await withAdmin(await port(), (admin) => admin.set(recordKey, FOREIGN_LEASE, 'PX', 120_000));
-  const worker: Worker = startWorker(WORKER, [JSON.stringify(config)]);
+  const worker = new WorkerProcess<CloseHandlesRequests, CloseHandlesEvent>(WORKER, config);
   try {
     await worker.until('waiting');
     const channel = `${recordKey}:done`;
     await waitUntil(async () => (await subscribers(await port(), channel, sharded)) >= 1, 10_000);
 
     await act(channel);
-    worker.send({ cmd: 'close' });
-    const closed = await worker.until<Closed>('closed');
+    const closed = await worker.request('close', {}, 20_000);
     const exitCode = await Promise.race([
-      worker.exited,
+      worker.ended.then((end) => end.code),
       sleep(EXITS_WITHIN_MS).then(() => 'still running' as const),
     ]);
     return { closed, exitCode };
   } finally {
-    worker.kill();
+    void worker.kill();
   }
 }
 

@@ -1,4 +1,7 @@
-/** What the cluster tests and `cluster-worker.ts` say to each other (JSON lines). */
+/**
+ * What the cluster tests ask of `cluster-worker.ts` and what it pushes back, on the shared worker
+ * protocol (test/helpers/worker).
+ */
 
 /** The worker's command line: one JSON argument. */
 export interface ClusterWorkerConfig {
@@ -9,21 +12,16 @@ export interface ClusterWorkerConfig {
   readonly waitTimeoutMs?: number;
 }
 
-export type ClusterWorkerCommand =
-  | {
-      readonly op: 'run';
-      readonly id: string;
-      readonly key: string;
-      /** Concurrent calls of `run` in this process (default 1). */
-      readonly calls?: number;
-      /** fn waits until the test sends `{ op: 'open', gate }`. */
-      readonly gate?: string;
-      readonly sleepMs?: number;
-      /** fn asks `ctx.fencingToken()` first and reports it in its `started` event and value. */
-      readonly fence?: boolean;
-    }
-  | { readonly op: 'open'; readonly gate: string }
-  | { readonly op: 'exit' };
+/** One call of `executor.run`; the calls of one run share its `id`. */
+export interface ClusterRunRequest {
+  readonly id: string;
+  readonly key: string;
+  /** fn waits until the test opens this gate (`open(gate)`). */
+  readonly gate?: string;
+  readonly sleepMs?: number;
+  /** fn asks `ctx.fencingToken()` first and reports it in its `started` event and value. */
+  readonly fence?: boolean;
+}
 
 /** What fn returns: which process ran it, and its fencing token when asked for one. */
 export interface ExecutionValue {
@@ -31,26 +29,14 @@ export interface ExecutionValue {
   readonly token?: number;
 }
 
-export type ClusterWorkerEvent =
-  | { readonly event: 'ready'; readonly pid: number }
-  | {
-      readonly event: 'started';
-      readonly id: string;
-      readonly pid: number;
-      readonly token?: number;
-    }
-  | {
-      readonly event: 'result';
-      readonly id: string;
-      readonly pid: number;
-      readonly ok: true;
-      readonly value: ExecutionValue;
-    }
-  | {
-      readonly event: 'result';
-      readonly id: string;
-      readonly pid: number;
-      readonly ok: false;
-      readonly code: string | undefined;
-      readonly message: string;
-    };
+export interface ClusterRequests {
+  run(request: ClusterRunRequest): ExecutionValue;
+}
+
+/** fn of run `id` started in process `pid`. */
+export interface StartedEvent {
+  readonly event: 'started';
+  readonly id: string;
+  readonly pid: number;
+  readonly token?: number;
+}

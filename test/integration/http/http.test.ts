@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { startWorker } from '../../helpers/processes.js';
 import { connect, deleteNamespace, uniqueNamespace } from '../../helpers/redis.js';
+import { WorkerProcess } from '../../helpers/worker/parent.js';
+import type { NoRequests } from '../../helpers/worker/protocol.js';
 import { FRONT_ENDS, useOrderApis } from './fixture.js';
 import { post } from './post.js';
+import type { ListeningEvent, OrderServerConfig } from './workers/order-server.js';
 
 const redis = connect();
 after(() => redis.quit());
@@ -139,16 +141,17 @@ describe('Idempotency-Key across two server processes', () => {
   it('runs concurrent duplicates spread over two processes once', async () => {
     const namespace = uniqueNamespace('http-procs');
     const counterKey = `${namespace}:handler-runs`;
-    const servers = [0, 1].map(() =>
-      startWorker(new URL('./workers/order-server.ts', import.meta.url), [
-        'express',
-        namespace,
-        counterKey,
-      ]),
+    const config: OrderServerConfig = { frontEnd: 'express', namespace, counterKey };
+    const servers = [0, 1].map(
+      () =>
+        new WorkerProcess<NoRequests, ListeningEvent>(
+          new URL('./workers/order-server.ts', import.meta.url),
+          config,
+        ),
     );
     try {
       const urls = await Promise.all(
-        servers.map(async (server) => (await server.next<{ url: string }>()).url),
+        servers.map(async (server) => (await server.until('listening')).url),
       );
 
       const responses = await Promise.all(
@@ -163,8 +166,7 @@ describe('Idempotency-Key across two server processes', () => {
         Array(10).fill(201),
       );
     } finally {
-      for (const server of servers) server.kill('SIGTERM');
-      await Promise.all(servers.map((server) => server.exited));
+      await Promise.all(servers.map((server) => server.stop()));
       await deleteNamespace(redis, namespace);
     }
   });

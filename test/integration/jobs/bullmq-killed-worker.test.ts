@@ -3,13 +3,16 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { startWorker, type Worker } from '../../helpers/processes.js';
 import { connect, deleteNamespace, REDIS_URL, uniqueNamespace } from '../../helpers/redis.js';
+import { WorkerProcess } from '../../helpers/worker/parent.js';
+import type { NoRequests } from '../../helpers/worker/protocol.js';
 import { executions } from '../support.js';
 import { BullQueue, idOf, SETTLE_TIMEOUT_MS } from './support.js';
-import type { BullWorkerConfig, WorkResult } from './workers/bullmq-worker.js';
+import type { BullWorkerConfig, BullWorkerEvent } from './workers/bullmq-worker.js';
 
 const workerScript = new URL('./workers/bullmq-worker.ts', import.meta.url);
+
+type Worker = WorkerProcess<NoRequests, BullWorkerEvent>;
 
 // Short BullMQ timings so a killed worker's job is found stalled within seconds; the lease
 // matches lockDuration, as the adapter's documentation advises.
@@ -34,14 +37,10 @@ describe('idempotentProcessor with BullMQ worker processes killed holding a job'
       stalledInterval: STALLED_INTERVAL_MS,
       leaseMs: LOCK_DURATION_MS,
     };
-    const worker = startWorker(workerScript, [JSON.stringify(config)]);
+    const worker: Worker = new WorkerProcess(workerScript, config);
     workers.push(worker);
-    await worker.until('ready', SETTLE_TIMEOUT_MS);
+    await worker.ready(SETTLE_TIMEOUT_MS);
     return worker;
-  };
-  const killed = async (worker: Worker) => {
-    worker.kill('SIGKILL');
-    await worker.exited;
   };
 
   beforeEach(() => {
@@ -51,8 +50,7 @@ describe('idempotentProcessor with BullMQ worker processes killed holding a job'
     workers = [];
   });
   afterEach(async () => {
-    for (const worker of workers) worker.kill('SIGKILL');
-    await Promise.all(workers.map((worker) => worker.exited));
+    await Promise.all(workers.map((worker) => worker.kill('SIGKILL')));
     await queue.remove();
     await deleteNamespace(redis, namespace);
     await redis.quit();
@@ -62,16 +60,13 @@ describe('idempotentProcessor with BullMQ worker processes killed holding a job'
     // Prepare: the first worker stores the work's result, then hangs before returning to BullMQ.
     const first = await startBullWorker('hang-after-work');
     const job = await queue.queue.add('charge', { orderId: 'o-1' });
-    const stored = await first.until<{ result: WorkResult }>('work-stored', SETTLE_TIMEOUT_MS);
+    const stored = await first.until('work-stored', SETTLE_TIMEOUT_MS);
     assert.equal(await queue.queue.getJobState(idOf(job)), 'active');
 
     // Act: kill it; a second worker finds the job stalled and runs it again.
-    await killed(first);
+    await first.kill('SIGKILL');
     const second = await startBullWorker('normal');
-    const completed = await second.until<{ jobId: string; result: WorkResult }>(
-      'completed',
-      SETTLE_TIMEOUT_MS,
-    );
+    const completed = await second.until('completed', SETTLE_TIMEOUT_MS);
     const done = await queue.settled(idOf(job));
 
     // Assess
@@ -80,7 +75,7 @@ describe('idempotentProcessor with BullMQ worker processes killed holding a job'
     assert.deepEqual(completed.result, stored.result);
     assert.equal(await done.getState(), 'completed');
     assert.deepEqual(done.returnvalue, stored.result);
-    assert.equal(stored.result.pid, first.child.pid);
+    assert.equal(stored.result.pid, first.pid);
     assert.equal(done.stalledCounter, 1);
   });
 
@@ -91,16 +86,16 @@ describe('idempotentProcessor with BullMQ worker processes killed holding a job'
     await first.until('work-started', SETTLE_TIMEOUT_MS);
 
     // Act
-    await killed(first);
+    await first.kill('SIGKILL');
     const second = await startBullWorker('normal');
-    const completed = await second.until<{ result: WorkResult }>('completed', SETTLE_TIMEOUT_MS);
+    const completed = await second.until('completed', SETTLE_TIMEOUT_MS);
     const done = await queue.settled(idOf(job));
 
     // Assess: no result was stored, so the work ran again (a side effect that must happen once
     // even then has to be idempotent itself, e.g. keyed by the fencing token).
     assert.equal(await executions(redis, `${namespace}:side-effects`), 2);
     assert.equal(await done.getState(), 'completed');
-    assert.equal(completed.result.pid, second.child.pid);
+    assert.equal(completed.result.pid, second.pid);
     assert.deepEqual(done.returnvalue, completed.result);
     assert.ok(completed.result.fencingToken >= 1);
   });

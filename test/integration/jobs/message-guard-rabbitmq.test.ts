@@ -13,7 +13,6 @@ import {
 import type { Redis } from 'ioredis';
 import { MessageGuard } from '../../../src/adapters/jobs/index.js';
 import { IdempotentExecutor } from '../../../src/index.js';
-import { startWorker, type Worker } from '../../helpers/processes.js';
 import {
   connect,
   deleteNamespace,
@@ -21,23 +20,16 @@ import {
   uniqueNamespace,
   waitUntil,
 } from '../../helpers/redis.js';
+import { WorkerProcess } from '../../helpers/worker/parent.js';
+import type { NoRequests } from '../../helpers/worker/protocol.js';
 import { executions } from '../support.js';
 import { AMQP_URL, SETTLE_TIMEOUT_MS } from './support.js';
-import type { ConsumerConfig, ConsumerResult } from './workers/rabbitmq-consumer.js';
+import type { ConsumerConfig, ConsumerEvent } from './workers/rabbitmq-consumer.js';
 
 const consumerScript = new URL('./workers/rabbitmq-consumer.ts', import.meta.url);
 
-interface ConsumerLine {
-  readonly ran: boolean;
-  readonly redelivered: boolean;
-  readonly result: ConsumerResult;
-}
-
-interface ConsumerEvent {
-  readonly event: string;
-  readonly requeued?: boolean;
-  readonly message?: string;
-}
+type Consumer = WorkerProcess<NoRequests, ConsumerEvent>;
+type Nacked = Extract<ConsumerEvent, { event: 'nacked' }>;
 
 describe('MessageGuard with RabbitMQ', () => {
   let redis: Redis;
@@ -46,7 +38,7 @@ describe('MessageGuard with RabbitMQ', () => {
   let channel: Channel;
   let queueName: string;
   let deadLetterQueue: string;
-  let consumers: Worker[];
+  let consumers: Consumer[];
   let executors: IdempotentExecutor[];
 
   const startConsumer = async (mode: ConsumerConfig['mode']) => {
@@ -58,14 +50,10 @@ describe('MessageGuard with RabbitMQ', () => {
       counterKey: `${namespace}:side-effects`,
       mode,
     };
-    const consumer = startWorker(consumerScript, [JSON.stringify(config)]);
+    const consumer: Consumer = new WorkerProcess(consumerScript, config);
     consumers.push(consumer);
-    await consumer.until('ready', SETTLE_TIMEOUT_MS);
+    await consumer.ready(SETTLE_TIMEOUT_MS);
     return consumer;
-  };
-  const killed = async (consumer: Worker) => {
-    consumer.kill('SIGKILL');
-    await consumer.exited;
   };
   const publish = (messageId: string | undefined, body: unknown) =>
     channel.sendToQueue(
@@ -97,8 +85,7 @@ describe('MessageGuard with RabbitMQ', () => {
     });
   });
   afterEach(async () => {
-    for (const consumer of consumers) consumer.kill('SIGKILL');
-    await Promise.all(consumers.map((consumer) => consumer.exited));
+    await Promise.all(consumers.map((consumer) => consumer.kill('SIGKILL')));
     await channel.deleteQueue(queueName);
     await channel.deleteQueue(deadLetterQueue);
     await amqp.close();
@@ -111,20 +98,20 @@ describe('MessageGuard with RabbitMQ', () => {
     // Prepare: the first consumer does the work and dies before acknowledging.
     publish('order-1', { orderId: 'o-1', amount: 1_200 });
     const first = await startConsumer('die-before-ack');
-    const worked = await first.until<ConsumerLine>('processed', SETTLE_TIMEOUT_MS);
+    const worked = await first.until('processed', SETTLE_TIMEOUT_MS);
 
     // Act: RabbitMQ requeues the unacknowledged message and delivers it to a second consumer.
-    await killed(first);
+    await first.kill('SIGKILL');
     const second = await startConsumer('ack');
-    const acked = await second.until<ConsumerLine>('acked', SETTLE_TIMEOUT_MS);
-    await killed(second);
+    const acked = await second.until('acked', SETTLE_TIMEOUT_MS);
+    await second.kill('SIGKILL');
 
     // Assess
     assert.equal(await executions(redis, `${namespace}:side-effects`), 1);
     assert.deepEqual([worked.ran, worked.redelivered], [true, false]);
     assert.deepEqual([acked.ran, acked.redelivered], [false, true]);
     assert.deepEqual(acked.result, worked.result);
-    assert.equal(acked.result.pid, first.child.pid);
+    assert.equal(acked.result.pid, first.pid);
     // Acknowledged for good: nothing came back to the queue when the second consumer died.
     assert.equal((await channel.checkQueue(queueName)).messageCount, 0);
   });
@@ -196,15 +183,15 @@ describe('MessageGuard with RabbitMQ', () => {
     const consumer = await startConsumer('ack');
     const events: ConsumerEvent[] = [];
     while (events.length < 10 && events.at(-1)?.event !== 'acked') {
-      events.push(await consumer.next<ConsumerEvent>(SETTLE_TIMEOUT_MS));
+      events.push(await consumer.next(SETTLE_TIMEOUT_MS));
     }
 
     // Assess
-    const nacked = events.filter((line) => line.event === 'nacked');
+    const nacked = events.filter((line): line is Nacked => line.event === 'nacked');
     assert.equal(nacked.length, 2, JSON.stringify(events));
     for (const line of nacked) {
       assert.equal(line.requeued, false);
-      assert.match(line.message ?? '', /^IDEMPOTENCY_INVALID_KEY: /);
+      assert.match(line.message, /^IDEMPOTENCY_INVALID_KEY: /);
     }
     assert.deepEqual(
       events.map((line) => line.event),

@@ -4,10 +4,12 @@ import { after, before, describe, it } from 'node:test';
 import Stripe from 'stripe';
 import { isTransientProviderError, PaymentGuard } from '../../../src/adapters/payments/index.js';
 import { IdempotentExecutor } from '../../../src/index.js';
-import { startWorker } from '../../helpers/processes.js';
 import { connect, deleteNamespace, uniqueNamespace } from '../../helpers/redis.js';
+import { WorkerProcess } from '../../helpers/worker/parent.js';
+import type { NoRequests } from '../../helpers/worker/protocol.js';
 import { CardDeclinedError, chargeThroughProvider, ProviderHttpError } from './client.js';
 import { FakeProvider } from './provider.js';
+import type { ChargeClientConfig, OutcomeEvent } from './workers/charge-client.js';
 
 const redis = connect();
 after(() => redis.quit());
@@ -45,19 +47,18 @@ describe('PaymentGuard', () => {
     const storm = uniqueNamespace('payments-storm');
 
     // Act
-    const workers = [0, 1, 2].map(() =>
-      startWorker(new URL('./workers/charge-client.ts', import.meta.url), [
-        providerUrl,
-        storm,
-        String(orders),
-        '3',
-      ]),
+    const config: ChargeClientConfig = { providerUrl, namespace: storm, orders, calls: 3 };
+    const workers = [0, 1, 2].map(
+      () =>
+        new WorkerProcess<NoRequests, OutcomeEvent>(
+          new URL('./workers/charge-client.ts', import.meta.url),
+          config,
+        ),
     );
-    const results: { order: string; outcome: string }[] = [];
+    const results: OutcomeEvent[] = [];
     for (const worker of workers) {
-      for (let i = 0; i < orders * 3; i++)
-        results.push(await worker.next<{ order: string; outcome: string }>(30_000));
-      assert.equal(await worker.exited, 0, worker.stderr);
+      for (let i = 0; i < orders * 3; i++) results.push(await worker.next(30_000));
+      assert.equal((await worker.ended).code, 0, worker.stderr);
     }
     await deleteNamespace(redis, storm);
 

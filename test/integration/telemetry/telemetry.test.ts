@@ -10,8 +10,9 @@ import { MessageGuard } from '../../../src/adapters/jobs/index.js';
 import { WebhookGuard } from '../../../src/adapters/webhooks/index.js';
 import { IdempotentExecutor } from '../../../src/index.js';
 import { connect, deleteNamespace, REDIS_URL, uniqueNamespace } from '../../helpers/redis.js';
+import { stopAllWorkers } from '../../helpers/worker/parent.js';
 import { gate, rejectionOf, sleep, waitForWaiters } from '../support.js';
-import { ExecutorProcess, stopAllWorkers } from '../workers/executor-process.js';
+import { ExecutorProcess } from '../workers/executor-process.js';
 import { histogram, keepTree, type Otel, registerOtel, total, treeOf } from './otel.js';
 
 const tracer = trace.getTracer('telemetry-test');

@@ -1,118 +1,64 @@
-// The test side of executor-worker.ts: start a worker process, send it commands, read its events.
+// The test side of executor-worker.ts: start worker processes, run calls there, read their events.
 import { randomBytes } from 'node:crypto';
-import { WorkerLog } from '../../helpers/json-lines.js';
-import { startWorker, type Worker } from '../../helpers/processes.js';
-import type { Command, ResultEvent, WorkerConfig, WorkerEvent } from './protocol.js';
+import { allReady, WorkerProcess } from '../../helpers/worker/parent.js';
+import type { Settled } from '../../helpers/worker/protocol.js';
+import type { ExecutorEvent, ExecutorRequests, RunRequest, WorkerConfig } from './protocol.js';
 
 const WORKER_SCRIPT = new URL('./executor-worker.ts', import.meta.url);
 
-/** Every worker process a test file started, so `after` hooks can stop the ones left. */
-const running = new Set<ExecutorProcess>();
+/** What one call of a run got, in worker `pid`. */
+export type RunResult = {
+  readonly id: string;
+  readonly call: number;
+  readonly pid: number;
+} & Settled<unknown>;
 
-export class ExecutorProcess {
-  private readonly log: WorkerLog<WorkerEvent>;
+type EventOf<Name extends ExecutorEvent['event']> = Extract<ExecutorEvent, { event: Name }>;
 
-  private constructor(
-    readonly worker: Worker,
-    readonly pid: number,
-  ) {
-    this.log = new WorkerLog<WorkerEvent>(worker);
-  }
+export class ExecutorProcess extends WorkerProcess<ExecutorRequests, ExecutorEvent> {
+  /** The outcomes of each run's calls, by run id. */
+  private readonly runs = new Map<string, Promise<Settled<unknown>>[]>();
 
-  /** Starts a worker and waits until it has made its executors. */
-  static async start(config: WorkerConfig): Promise<ExecutorProcess> {
-    const worker = startWorker(WORKER_SCRIPT, [JSON.stringify(config)]);
-    const process = new ExecutorProcess(worker, worker.child.pid ?? -1);
-    running.add(process);
-    await process.waitFor((line) => line.event === 'ready', 1, 30_000);
-    return process;
-  }
-
-  /** Starts `count` workers at the same time. */
+  /** Starts `count` workers at the same time and waits until each has made its executors. */
   static startMany(count: number, config: WorkerConfig): Promise<ExecutorProcess[]> {
-    return Promise.all(Array.from({ length: count }, () => ExecutorProcess.start(config)));
+    return allReady(
+      Array.from({ length: count }, () => new ExecutorProcess(WORKER_SCRIPT, config)),
+    );
   }
 
-  /** Sends a run command; returns its id (fresh unless given). */
-  run(command: Omit<Extract<Command, { op: 'run' }>, 'op' | 'id'> & { id?: string }): string {
-    const id = command.id ?? randomBytes(4).toString('hex');
-    this.worker.send({ ...command, op: 'run', id });
+  /** Starts `calls` (default 1) concurrent calls of `executor.run`; returns the run's id. */
+  run(command: Omit<RunRequest, 'id' | 'call'> & { id?: string; calls?: number }): string {
+    const { id = randomBytes(4).toString('hex'), calls = 1, ...request } = command;
+    const outcomes = Array.from({ length: calls }, (_, call) =>
+      this.settle('run', { ...request, id, call }),
+    );
+    this.runs.set(id, outcomes);
     return id;
   }
 
-  open(gate: string): void {
-    this.worker.send({ op: 'open', gate });
-  }
-
-  waitFor(
-    predicate: (line: WorkerEvent) => boolean,
-    count = 1,
-    timeoutMs = 20_000,
-  ): Promise<WorkerEvent[]> {
-    return this.log.waitFor(predicate, count, timeoutMs);
+  /** Waits for the results of the first `count` calls of run `id`. */
+  async results(id: string, count = 1, timeoutMs = 20_000): Promise<RunResult[]> {
+    const outcomes = (this.runs.get(id) ?? []).slice(0, count);
+    const settled = await this.within(Promise.all(outcomes), timeoutMs, `results of run ${id}`);
+    return settled.map((outcome, call) => ({ id, call, pid: this.pid, ...outcome }));
   }
 
   /** Waits for the first event of `event` kind about run `id`. */
-  async event<E extends WorkerEvent['event']>(
-    event: E,
+  async event<Name extends ExecutorEvent['event']>(
+    event: Name,
     id: string,
     timeoutMs = 20_000,
-  ): Promise<Extract<WorkerEvent, { event: E }>> {
-    const [line] = await this.waitFor(
-      (candidate) => candidate.event === event && 'id' in candidate && candidate.id === id,
-      1,
-      timeoutMs,
-    );
-    return line as Extract<WorkerEvent, { event: E }>;
+  ): Promise<EventOf<Name>> {
+    const [line] = await this.waitFor(aboutRun(event, id), 1, timeoutMs);
+    return line as EventOf<Name>;
   }
 
-  /** Waits for the results of the `count` calls of run `id`. */
-  async results(id: string, count = 1, timeoutMs = 20_000): Promise<ResultEvent[]> {
-    const lines = await this.waitFor(
-      (line) => line.event === 'result' && line.id === id,
-      count,
-      timeoutMs,
-    );
-    return lines as ResultEvent[];
-  }
-
-  /** Events of `event` kind about run `id` printed so far. */
-  events<E extends WorkerEvent['event']>(
-    event: E,
-    id: string,
-  ): Extract<WorkerEvent, { event: E }>[] {
-    return this.log.filter(
-      (line) => line.event === event && 'id' in line && line.id === id,
-    ) as Extract<WorkerEvent, { event: E }>[];
-  }
-
-  get exited(): boolean {
-    return this.worker.child.exitCode !== null || this.worker.child.signalCode !== null;
-  }
-
-  /** SIGKILLs the worker by pid and waits for it to be gone. */
-  async kill(): Promise<void> {
-    running.delete(this);
-    if (this.exited) return;
-    const gone = this.worker.exited;
-    this.worker.kill('SIGKILL');
-    await gone;
-  }
-
-  /** Asks the worker to close its executors and exit; kills it if it has not within 5 s. */
-  async stop(): Promise<void> {
-    running.delete(this);
-    if (this.exited) return;
-    this.worker.send({ op: 'exit' });
-    const stopped = await Promise.race([
-      this.worker.exited.then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref()),
-    ]);
-    if (!stopped) await this.kill();
+  /** Events of `event` kind about run `id` pushed so far. */
+  eventsOf<Name extends ExecutorEvent['event']>(event: Name, id: string): EventOf<Name>[] {
+    return this.filter(aboutRun(event, id));
   }
 }
 
-/** Stops every worker still running (for `after` / `afterEach` hooks). */
-export async function stopAllWorkers(): Promise<void> {
-  await Promise.all([...running].map((process) => process.stop()));
+function aboutRun<Name extends ExecutorEvent['event']>(event: Name, id: string) {
+  return (line: ExecutorEvent): line is EventOf<Name> => line.event === event && line.id === id;
 }

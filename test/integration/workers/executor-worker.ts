@@ -1,18 +1,13 @@
-// A process running IdempotentExecutor calls on command. Started by the integration tests with
-// `startWorker`; see protocol.ts for the commands it reads on stdin and the events it prints.
-import { createInterface } from 'node:readline';
+// A process running IdempotentExecutor calls on request, started by the integration tests
+// through ExecutorProcess; see protocol.ts for what it answers and pushes.
 import { Redis } from 'ioredis';
 import { IdempotentExecutor, type RunContext } from '../../../src/index.js';
-import { describeError } from './describe-error.js';
+import { emit, gate, serve, workerConfig } from '../../helpers/worker/child.js';
 import { CardDeclinedError, declinedCard, GatewayTimeoutError } from './errors.js';
-import type { Command, FnSpec, WorkerConfig, WorkerEvent } from './protocol.js';
+import type { ExecutorEvent, ExecutorRequests, FnSpec, WorkerConfig } from './protocol.js';
 
-const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
-
-const print = (event: WorkerEvent) => {
-  // Writes to a pipe are synchronous on Linux: the line is out before fn blocks the loop.
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-};
+const config = workerConfig<WorkerConfig>();
+const push: (event: ExecutorEvent) => void = emit;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const client = new Redis(config.redisUrl);
@@ -34,29 +29,15 @@ const executors = Array.from(
     }),
 );
 
-const gates = new Map<string, { promise: Promise<void>; open: () => void }>();
-function gate(name: string) {
-  let entry = gates.get(name);
-  if (entry === undefined) {
-    let open = () => {};
-    const promise = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    entry = { promise, open };
-    gates.set(name, entry);
-  }
-  return entry;
-}
-
 function makeFn(id: string, spec: FnSpec) {
   return async (ctx: RunContext): Promise<unknown> => {
     if (spec.counterKey !== undefined) await counter.incr(spec.counterKey);
     const signal = spec.watchSignal ? ctx.signal : undefined;
     signal?.addEventListener('abort', () =>
-      print({ event: 'aborted', id, code: (signal.reason as { code?: unknown })?.code }),
+      push({ event: 'aborted', id, code: (signal.reason as { code?: unknown })?.code }),
     );
-    print({ event: 'started', id, pid: process.pid });
-    if (spec.fence) print({ event: 'fenced', id, token: await ctx.fencingToken() });
+    push({ event: 'started', id, pid: process.pid });
+    if (spec.fence) push({ event: 'fenced', id, token: await ctx.fencingToken() });
     if (spec.blockMs !== undefined) {
       const until = Date.now() + spec.blockMs;
       while (Date.now() < until) {
@@ -72,9 +53,9 @@ function makeFn(id: string, spec: FnSpec) {
         });
       });
     }
-    if (spec.gate !== undefined) await gate(spec.gate).promise;
+    if (spec.gate !== undefined) await gate(spec.gate);
     if (spec.sleepMs !== undefined) await sleep(spec.sleepMs);
-    print({ event: 'finished', id, signalAborted: ctx.signal.aborted });
+    push({ event: 'finished', id, signalAborted: ctx.signal.aborted });
     const { result } = spec;
     switch (result.kind) {
       case 'value':
@@ -94,53 +75,23 @@ function makeFn(id: string, spec: FnSpec) {
   };
 }
 
-function run(command: Extract<Command, { op: 'run' }>): void {
-  const fn = makeFn(command.id, command.fn);
-  for (let call = 0; call < (command.calls ?? 1); call++) {
-    const executor = executors[call % executors.length] as IdempotentExecutor;
-    executor
-      .run(command.key as string, fn, {
-        ...(command.fingerprint === undefined ? {} : { fingerprint: command.fingerprint }),
-        ...(command.leaseMs === undefined ? {} : { leaseMs: command.leaseMs }),
-        ...(command.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: command.waitTimeoutMs }),
-        ...(command.cacheErrors === false ? { shouldCacheError: () => false } : {}),
-      })
-      .then(
-        (value) =>
-          print({ event: 'result', id: command.id, call, pid: process.pid, ok: true, value }),
-        (error: unknown) =>
-          print({
-            event: 'result',
-            id: command.id,
-            call,
-            pid: process.pid,
-            ok: false,
-            error: describeError(error),
-          }),
-      );
-  }
-}
-
-let exiting = false;
-async function exit(): Promise<void> {
-  if (exiting) return;
-  exiting = true;
-  // close() waits for running fns; one stuck on a gate must not keep this process alive.
-  setTimeout(() => process.exit(0), 3_000).unref();
-  await Promise.allSettled(executors.map((executor) => executor.close()));
-  client.disconnect();
-  counter.disconnect();
-  process.exit(0);
-}
-
-const input = createInterface({ input: process.stdin });
-input.on('line', (line) => {
-  const command = JSON.parse(line) as Command;
-  if (command.op === 'run') run(command);
-  else if (command.op === 'open') gate(command.gate).open();
-  else void exit();
-});
-// The test process went away: do not outlive it.
-input.on('close', () => void exit());
-
-print({ event: 'ready', pid: process.pid });
+serve<ExecutorRequests>(
+  {
+    run: (request) => {
+      const executor = executors[request.call % executors.length] as IdempotentExecutor;
+      return executor.run(request.key as string, makeFn(request.id, request.fn), {
+        ...(request.fingerprint === undefined ? {} : { fingerprint: request.fingerprint }),
+        ...(request.leaseMs === undefined ? {} : { leaseMs: request.leaseMs }),
+        ...(request.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: request.waitTimeoutMs }),
+        ...(request.cacheErrors === false ? { shouldCacheError: () => false } : {}),
+      });
+    },
+  },
+  {
+    shutdown: async () => {
+      await Promise.allSettled(executors.map((executor) => executor.close()));
+      client.disconnect();
+      counter.disconnect();
+    },
+  },
+);

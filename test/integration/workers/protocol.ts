@@ -1,6 +1,7 @@
 /**
- * What the tests and `executor-worker.ts` say to each other. The test sends commands as JSON
- * lines on the worker's stdin; the worker prints events as JSON lines on stdout.
+ * What the tests ask of `executor-worker.ts` and what it pushes back, on the shared worker
+ * protocol (test/helpers/worker): `run` requests, one per call of `executor.run`, answered with
+ * its value or its error; events about what fn did meanwhile.
  */
 
 /** The worker's command line: one JSON argument. */
@@ -32,52 +33,41 @@ export type FnResult =
 export interface FnSpec {
   /** INCR this key (on `counterUrl`) first: counts executions across every process. */
   readonly counterKey?: string;
-  /** Ask `ctx.fencingToken()` and print a `fenced` event with it. */
+  /** Ask `ctx.fencingToken()` and push a `fenced` event with it. */
   readonly fence?: boolean;
-  /** Print an `aborted` event if `ctx.signal` aborts. */
+  /** Push an `aborted` event if `ctx.signal` aborts. */
   readonly watchSignal?: boolean;
   /** Block the event loop synchronously (busy loop) this long, ms. */
   readonly blockMs?: number;
   /** After blocking, wait up to this long for `ctx.signal` to abort, ms. */
   readonly awaitAbortMs?: number;
-  /** Wait until the test sends `{ op: 'open', gate }`. */
+  /** Wait until the test opens this gate (`open(gate)`). */
   readonly gate?: string;
   readonly sleepMs?: number;
   readonly result: FnResult;
 }
 
-export type Command =
-  | {
-      readonly op: 'run';
-      readonly id: string;
-      readonly key: unknown;
-      /** Concurrent calls of `run` this worker makes (default 1). */
-      readonly calls?: number;
-      readonly fn: FnSpec;
-      readonly fingerprint?: unknown;
-      readonly leaseMs?: number;
-      readonly waitTimeoutMs?: number;
-      /** false: `shouldCacheError` returns false for every error. */
-      readonly cacheErrors?: boolean;
-    }
-  | { readonly op: 'open'; readonly gate: string }
-  | { readonly op: 'exit' };
-
-/** An error as seen from its process, for comparing errors across processes. */
-export interface ErrorDescription {
-  readonly constructorName: string | undefined;
-  readonly isCardDeclinedError: boolean;
-  readonly isIdempotencyError: boolean;
-  readonly name: unknown;
-  readonly message: unknown;
-  readonly code: unknown;
-  /** Own enumerable properties, sorted by name. */
-  readonly properties: readonly (readonly [string, unknown])[];
-  readonly cause: ErrorDescription | { readonly value: unknown } | null;
+/** One call of `executor.run`; the calls of one run share its `id`. */
+export interface RunRequest {
+  readonly id: string;
+  /** Which of the run's concurrent calls this is: it picks the executor, round-robin. */
+  readonly call: number;
+  readonly key: unknown;
+  readonly fn: FnSpec;
+  readonly fingerprint?: unknown;
+  readonly leaseMs?: number;
+  readonly waitTimeoutMs?: number;
+  /** false: `shouldCacheError` returns false for every error. */
+  readonly cacheErrors?: boolean;
 }
 
-export type WorkerEvent =
-  | { readonly event: 'ready'; readonly pid: number }
+export interface ExecutorRequests {
+  /** Answers with what `executor.run` resolved with, or fails with its error. */
+  run(request: RunRequest): unknown;
+}
+
+/** Events about the fn of run `id` in this process. */
+export type ExecutorEvent =
   | { readonly event: 'started'; readonly id: string; readonly pid: number }
   | { readonly event: 'fenced'; readonly id: string; readonly token: number }
   | { readonly event: 'aborted'; readonly id: string; readonly code: unknown }
@@ -86,22 +76,4 @@ export type WorkerEvent =
       readonly id: string;
       /** Whether ctx.signal was aborted when fn returned. */
       readonly signalAborted: boolean;
-    }
-  | {
-      readonly event: 'result';
-      readonly id: string;
-      readonly call: number;
-      readonly pid: number;
-      readonly ok: true;
-      readonly value: unknown;
-    }
-  | {
-      readonly event: 'result';
-      readonly id: string;
-      readonly call: number;
-      readonly pid: number;
-      readonly ok: false;
-      readonly error: ErrorDescription;
     };
-
-export type ResultEvent = Extract<WorkerEvent, { event: 'result' }>;

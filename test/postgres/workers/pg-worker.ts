@@ -1,11 +1,12 @@
-// A process running IdempotentExecutor on a PostgresStore, driven by the cross-process tests
-// over JSON lines: reads `run` commands on stdin, prints `started` and `settled` events.
+// A process running IdempotentExecutor on a PostgresStore, driven by the cross-process tests on
+// the shared worker protocol (test/helpers/worker): answers `run` requests with what
+// `executor.run` got, pushes a `started` event from every execution of fn.
 // fn writes a row to the test's ledger table for every execution: in the plain mode on the
 // pool (committed at once), in the transactional mode on fn's transaction.
-import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { IdempotentExecutor, type RunContext } from '../../../src/index.js';
 import { PostgresStore, transactional } from '../../../src/store/postgres/index.js';
+import { emit, serve, workerConfig } from '../../helpers/worker/child.js';
 
 export interface WorkerConfig {
   readonly url: string;
@@ -13,8 +14,7 @@ export interface WorkerConfig {
   readonly leaseMs?: number;
 }
 
-export interface RunCommand {
-  readonly op: 'run';
+export interface RunRequest {
   readonly id: string;
   readonly key: string;
   readonly mode: 'plain' | 'transactional';
@@ -24,14 +24,26 @@ export interface RunCommand {
   readonly stallMs?: number;
 }
 
-export type WorkerEvent =
-  | { event: 'ready'; pid: number }
-  | { event: 'started'; id: string; pid: number; fence: number }
-  | { event: 'settled'; id: string; ok: true; value: unknown }
-  | { event: 'settled'; id: string; ok: false; code: unknown; message: string };
+/** What fn returns: the process that ran it and its fencing token. */
+export interface Execution {
+  readonly pid: number;
+  readonly fence: number;
+}
 
-const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
-const print = (event: WorkerEvent) => process.stdout.write(`${JSON.stringify(event)}\n`);
+export interface PgRequests {
+  run(request: RunRequest): Execution;
+}
+
+/** fn of run `id` started in process `pid`, with fencing token `fence`. */
+export interface StartedEvent {
+  readonly event: 'started';
+  readonly id: string;
+  readonly pid: number;
+  readonly fence: number;
+}
+
+const config = workerConfig<WorkerConfig>();
+const push: (event: StartedEvent) => void = emit;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const pool = new pg.Pool({ connectionString: config.url, max: 8 });
@@ -46,20 +58,20 @@ const executor = new IdempotentExecutor({
 const ledger = `"${config.schema}".ledger`;
 
 async function body(
-  command: RunCommand,
+  request: RunRequest,
   ctx: RunContext,
   db: pg.Pool | pg.PoolClient,
-): Promise<unknown> {
+): Promise<Execution> {
   const fence = await ctx.fencingToken();
-  print({ event: 'started', id: command.id, pid: process.pid, fence });
+  push({ event: 'started', id: request.id, pid: process.pid, fence });
   await db.query(`INSERT INTO ${ledger} (key, pid, fence) VALUES ($1, $2, $3)`, [
-    command.key,
+    request.key,
     process.pid,
     fence,
   ]);
-  if (command.sleepMs !== undefined) await sleep(command.sleepMs);
-  if (command.stallMs !== undefined) {
-    const until = Date.now() + command.stallMs;
+  if (request.sleepMs !== undefined) await sleep(request.sleepMs);
+  if (request.stallMs !== undefined) {
+    const until = Date.now() + request.stallMs;
     while (Date.now() < until) {
       // Busy: timers (the lease renewal) cannot fire.
     }
@@ -67,33 +79,21 @@ async function body(
   return { pid: process.pid, fence };
 }
 
-function run(command: RunCommand): void {
-  const fn =
-    command.mode === 'transactional'
-      ? transactional(store, (ctx, client) => body(command, ctx, client))
-      : (ctx: RunContext) => body(command, ctx, pool);
-  executor.run(command.key, fn).then(
-    (value) => print({ event: 'settled', id: command.id, ok: true, value }),
-    (error: unknown) =>
-      print({
-        event: 'settled',
-        id: command.id,
-        ok: false,
-        code: (error as { code?: unknown }).code,
-        message: String((error as Error).message),
-      }),
-  );
-}
-
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const command = JSON.parse(line) as RunCommand | { op: 'exit' };
-  if (command.op === 'run') run(command);
-  else {
-    void executor
-      .close()
-      .then(() => store.close())
-      .then(() => pool.end())
-      .then(() => process.exit(0));
-  }
-});
-print({ event: 'ready', pid: process.pid });
+serve<PgRequests>(
+  {
+    run: (request) =>
+      executor.run(
+        request.key,
+        request.mode === 'transactional'
+          ? transactional(store, (ctx, client) => body(request, ctx, client))
+          : (ctx: RunContext) => body(request, ctx, pool),
+      ),
+  },
+  {
+    shutdown: async () => {
+      await executor.close();
+      await store.close();
+      await pool.end();
+    },
+  },
+);

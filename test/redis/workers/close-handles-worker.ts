@@ -1,11 +1,18 @@
 // A process that builds an executor on a Redis (or a Redis Cluster) the test controls, leaves one
 // caller waiting on a lease the test planted, and closes the executor when told to, with one more
 // call just sent. It reports what is still open once close() has resolved, then must exit on its
-// own: nothing of the library may keep it alive. Driven by close-handles.test.ts.
+// own: nothing of the library may keep it alive. Driven by close-handles.test.ts on the shared
+// worker protocol (test/helpers/worker).
 import { createHook } from 'node:async_hooks';
-import { createInterface } from 'node:readline';
 import { Cluster, Redis } from 'ioredis';
 import { IdempotentExecutor, isIdempotencyError } from '../../../src/index.js';
+import {
+  emit,
+  resourcesOpenedSince,
+  serve,
+  stopServing,
+  workerConfig,
+} from '../../helpers/worker/child.js';
 
 /** What the test passes as the one argument, in JSON. */
 export interface CloseHandlesConfig {
@@ -17,27 +24,29 @@ export interface CloseHandlesConfig {
   readonly heldKey: string;
 }
 
-/** Lines printed on stdout, in JSON. */
-export type CloseHandlesEvent =
-  | { readonly event: 'started' }
-  | { readonly event: 'waiting' }
-  | {
-      readonly event: 'closed';
-      /** How long close() took, ms. */
-      readonly closeTookMs: number;
-      /** Resources active once close() resolved, beyond those active before the executor. */
-      readonly leaked: readonly string[];
-      /** What the waiter and the call sent just before close() got. */
-      readonly outcomes: readonly string[];
-      /** Where each timer and socket still alive was made (to tell what leaked). */
-      readonly origins: readonly string[];
-    };
-
-const config = JSON.parse(process.argv[2] ?? '') as CloseHandlesConfig;
-
-function print(event: CloseHandlesEvent): void {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
+/** Pushed once the waiter is waiting (subscribed) on the held key. */
+export interface CloseHandlesEvent {
+  readonly event: 'waiting';
 }
+
+/** What the worker found once close() resolved. */
+export interface Closed {
+  /** How long close() took, ms. */
+  readonly closeTookMs: number;
+  /** Resources active once close() resolved, beyond those active before the executor. */
+  readonly leaked: readonly string[];
+  /** What the waiter and the call sent just before close() got. */
+  readonly outcomes: readonly string[];
+  /** Where each timer and socket still alive was made (to tell what leaked). */
+  readonly origins: readonly string[];
+}
+
+export interface CloseHandlesRequests {
+  /** Sends one more call, closes the executor, stops serving, and answers what it found. */
+  close(request: Record<string, never>): Closed;
+}
+
+const config = workerConfig<CloseHandlesConfig>();
 
 function outcomeOf(call: Promise<unknown>): Promise<string> {
   return call.then(
@@ -59,8 +68,22 @@ createHook({
   },
 }).enable();
 
-const input = createInterface({ input: process.stdin });
-print({ event: 'started' });
+serve<CloseHandlesRequests>({
+  close: async () => {
+    // A call whose claim goes out on the connections in whatever state the test left them.
+    const late = outcomeOf(executor.run('sent-before-close', async () => 'late ran fn'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closing = Date.now();
+    await executor.close();
+    const closeTookMs = Date.now() - closing;
+    const leaked = resourcesOpenedSince(baseline);
+    const origins = leaked.length > 0 ? [...alive.values()] : [];
+    const outcomes = await Promise.all([waiter, late]);
+    // No process.exit(): the test waits for this process to end by itself.
+    stopServing();
+    return { closeTookMs, leaked, outcomes, origins };
+  },
+});
 // Active now: stdio only. Taken before any connection exists.
 const baseline = process.getActiveResourcesInfo();
 
@@ -84,32 +107,4 @@ const executor = new IdempotentExecutor({
 await executor.run('warm-up', async () => 'ok');
 // Subscribes to the held key's channel and waits (the test checks the subscription is there).
 const waiter = outcomeOf(executor.run(config.heldKey, async () => 'waiter ran fn'));
-print({ event: 'waiting' });
-
-input.once('line', async () => {
-  // A call whose claim goes out on the connections in whatever state the test left them.
-  const late = outcomeOf(executor.run('sent-before-close', async () => 'late ran fn'));
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const closing = Date.now();
-  await executor.close();
-  const closeTookMs = Date.now() - closing;
-  const leaked = activeSince(baseline);
-  const origins = leaked.length > 0 ? [...alive.values()] : [];
-  const outcomes = await Promise.all([waiter, late]);
-  print({ event: 'closed', closeTookMs, leaked, outcomes, origins });
-  input.close();
-  process.stdin.destroy();
-  // No process.exit(): the test waits for this process to end by itself.
-});
-
-/** Resources active now that were not in `before` (counted by kind). */
-function activeSince(before: readonly string[]): string[] {
-  const left = [...before];
-  const added: string[] = [];
-  for (const resource of process.getActiveResourcesInfo()) {
-    const index = left.indexOf(resource);
-    if (index >= 0) left.splice(index, 1);
-    else added.push(resource);
-  }
-  return added;
-}
+emit({ event: 'waiting' } satisfies CloseHandlesEvent);

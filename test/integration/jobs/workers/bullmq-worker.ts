@@ -1,6 +1,6 @@
-// A BullMQ worker in its own OS process, running jobs through idempotentProcessor. It prints JSON
-// lines: `ready`, then per job `work-started` (the work began), `work-stored` (the executor
-// stored the work's result) and `completed` (BullMQ marked the job completed).
+// A BullMQ worker in its own OS process, running jobs through idempotentProcessor. Once ready it
+// pushes per job `work-started` (the work began), `work-stored` (the executor stored the work's
+// result) and `completed` (BullMQ marked the job completed), on the shared worker protocol.
 //
 // Modes, to let a test kill it at a chosen point:
 //   normal           runs jobs to completion
@@ -11,6 +11,7 @@ import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { idempotentProcessor } from '../../../../src/adapters/jobs/index.js';
 import { IdempotentExecutor } from '../../../../src/index.js';
+import { emit, serve, workerConfig } from '../../../helpers/worker/child.js';
 
 export interface BullWorkerConfig {
   readonly redisUrl: string;
@@ -31,9 +32,21 @@ export interface WorkResult {
   readonly fencingToken: number;
 }
 
-const config = JSON.parse(process.argv[2] ?? '{}') as BullWorkerConfig;
-const print = (line: object) =>
-  process.stdout.write(`${JSON.stringify({ pid: process.pid, ...line })}\n`);
+type JobEvent =
+  | { readonly event: 'work-started'; readonly jobId: string | undefined }
+  | {
+      readonly event: 'work-stored';
+      readonly jobId: string | undefined;
+      readonly result: WorkResult;
+    }
+  | { readonly event: 'completed'; readonly jobId: string | undefined; readonly result: WorkResult }
+  | { readonly event: 'error'; readonly message: string };
+
+/** What the worker pushes, each with its pid. */
+export type BullWorkerEvent = JobEvent & { readonly pid: number };
+
+const config = workerConfig<BullWorkerConfig>();
+const print = (event: JobEvent) => emit({ pid: process.pid, ...event });
 const never = () => new Promise<never>(() => {});
 
 const redis = new Redis(config.redisUrl);
@@ -75,4 +88,4 @@ const worker = new Worker<{ orderId: string }, WorkResult>(
 worker.on('completed', (job, result) => print({ event: 'completed', jobId: job.id, result }));
 worker.on('error', (error) => print({ event: 'error', message: error.message }));
 await worker.waitUntilReady();
-print({ event: 'ready' });
+serve({});

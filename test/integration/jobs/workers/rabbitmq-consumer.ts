@@ -1,8 +1,9 @@
 // A RabbitMQ consumer in its own OS process, processing each message through a MessageGuard keyed
 // by the message id, and settling it as docs/adapters/jobs.md shows: ack once the guard returned,
-// otherwise nack, requeueing unless the error is unrecoverable (then RabbitMQ dead-letters it). It
-// prints JSON lines: `ready`, then per message `processed` (the guard returned: the work ran here,
-// or its stored result was replayed) and `acked`, or `nacked` (with `requeued`).
+// otherwise nack, requeueing unless the error is unrecoverable (then RabbitMQ dead-letters it).
+// Once ready it pushes per message `processed` (the guard returned: the work ran here, or its
+// stored result was replayed) and `acked`, or `nacked` (with `requeued`), on the shared worker
+// protocol.
 //
 // Modes, to let a test kill it at a chosen point:
 //   ack             acknowledges each message once the guard returned
@@ -12,6 +13,7 @@ import { connect } from 'amqplib';
 import { Redis } from 'ioredis';
 import { isUnrecoverable, MessageGuard } from '../../../../src/adapters/jobs/index.js';
 import { IdempotentExecutor } from '../../../../src/index.js';
+import { emit, serve, workerConfig } from '../../../helpers/worker/child.js';
 
 export interface ConsumerConfig {
   readonly amqpUrl: string;
@@ -28,9 +30,28 @@ export interface ConsumerResult {
   readonly body: unknown;
 }
 
-const config = JSON.parse(process.argv[2] ?? '{}') as ConsumerConfig;
-const print = (line: object) =>
-  process.stdout.write(`${JSON.stringify({ pid: process.pid, ...line })}\n`);
+interface Handled {
+  /** The work ran in this delivery (false: its stored result was replayed). */
+  readonly ran: boolean;
+  readonly redelivered: boolean;
+  readonly result: ConsumerResult;
+}
+
+type MessageEvent =
+  | ({ readonly event: 'processed' } & Handled)
+  | ({ readonly event: 'acked' } & Handled)
+  | {
+      readonly event: 'nacked';
+      readonly requeued: boolean;
+      readonly messageId: unknown;
+      readonly message: string;
+    };
+
+/** What the consumer pushes, each with its pid. */
+export type ConsumerEvent = MessageEvent & { readonly pid: number };
+
+const config = workerConfig<ConsumerConfig>();
+const print = (event: MessageEvent) => emit({ pid: process.pid, ...event });
 
 const redis = new Redis(config.redisUrl);
 const executor = new IdempotentExecutor({ redis, namespace: config.namespace });
@@ -70,4 +91,4 @@ await channel.consume(config.queue, async (message) => {
     });
   }
 });
-print({ event: 'ready' });
+serve({});

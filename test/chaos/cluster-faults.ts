@@ -3,9 +3,12 @@
 // every node, a master SIGKILLed (its replica fails over; the killed node is started again and
 // rejoins as a replica), and slots migrated between masters while their keys are in flight.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type ClusterNodeProcess, LocalCluster } from '../cluster/support/local-cluster.js';
+import {
+  type ClusterNodeProcess,
+  LocalCluster,
+  redisServerArgs,
+} from '../cluster/support/local-cluster.js';
 import { waitUntil } from '../helpers/redis.js';
 import { now } from '../helpers/worker/protocol.js';
 import type { ServerFault } from './evidence.js';
@@ -82,7 +85,12 @@ class ClusterNodes {
   /** Starts a killed node again with the arguments LocalCluster gave it. */
   async restart(port: number): Promise<void> {
     const node = this.node(port);
-    this.restarted.set(port, spawn('redis-server', nodeArgs(node), { stdio: 'ignore' }));
+    this.restarted.set(
+      port,
+      spawn('redis-server', redisServerArgs(node, NODE_TIMEOUT_MS), {
+        stdio: 'ignore',
+      }),
+    );
     this.down.delete(port);
     await waitUntil(
       async () => (await this.cluster.command(port, 'PING').catch(() => '')) === 'PONG',
@@ -101,40 +109,6 @@ class ClusterNodes {
     if (node === undefined) throw new Error(`no node on port ${port}`);
     return node;
   }
-}
-
-/** The arguments test/cluster/support/local-cluster.ts starts a node with. */
-function nodeArgs(node: ClusterNodeProcess): string[] {
-  return [
-    '--port',
-    String(node.port),
-    '--bind',
-    '127.0.0.1',
-    '--cluster-enabled',
-    'yes',
-    '--cluster-port',
-    String(node.busPort),
-    '--cluster-config-file',
-    join(node.dir, 'nodes.conf'),
-    '--cluster-node-timeout',
-    String(NODE_TIMEOUT_MS),
-    '--cluster-replica-validity-factor',
-    '0',
-    '--cluster-allow-replica-migration',
-    'no',
-    '--dir',
-    node.dir,
-    '--logfile',
-    join(node.dir, 'redis.log'),
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--repl-diskless-sync',
-    'yes',
-    '--repl-diskless-sync-delay',
-    '0',
-  ];
 }
 
 class ClusterFaults implements ServerFaultSet {

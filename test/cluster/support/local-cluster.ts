@@ -251,46 +251,56 @@ export class LocalCluster {
   }
 }
 
+/**
+ * The arguments a node of the cluster runs with (also used to start a killed node again on its
+ * own port, bus port and folder).
+ */
+export function redisServerArgs(
+  node: Pick<ClusterNodeProcess, 'port' | 'busPort' | 'dir'>,
+  nodeTimeoutMs: number,
+): string[] {
+  const { port, busPort, dir } = node;
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--cluster-enabled',
+    'yes',
+    '--cluster-port',
+    String(busPort),
+    '--cluster-config-file',
+    join(dir, 'nodes.conf'),
+    '--cluster-node-timeout',
+    String(nodeTimeoutMs),
+    // A replica may take over however long it was cut off (tests kill masters at will).
+    '--cluster-replica-validity-factor',
+    '0',
+    '--cluster-allow-replica-migration',
+    'no',
+    '--dir',
+    dir,
+    '--logfile',
+    join(dir, 'redis.log'),
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--repl-diskless-sync',
+    'yes',
+    '--repl-diskless-sync-delay',
+    '0',
+  ];
+}
+
 async function startNode(root: string, nodeTimeoutMs: number): Promise<ClusterNodeProcess> {
   const port = await freePort();
   let busPort = await freePort();
   while (busPort === port) busPort = await freePort();
   const dir = mkdtempSync(join(root, `node-${port}-`));
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--cluster-enabled',
-      'yes',
-      '--cluster-port',
-      String(busPort),
-      '--cluster-config-file',
-      join(dir, 'nodes.conf'),
-      '--cluster-node-timeout',
-      String(nodeTimeoutMs),
-      // A replica may take over however long it was cut off (tests kill masters at will).
-      '--cluster-replica-validity-factor',
-      '0',
-      '--cluster-allow-replica-migration',
-      'no',
-      '--dir',
-      dir,
-      '--logfile',
-      join(dir, 'redis.log'),
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--repl-diskless-sync',
-      'yes',
-      '--repl-diskless-sync-delay',
-      '0',
-    ],
-    { stdio: 'ignore' },
-  );
+  const child = spawn('redis-server', redisServerArgs({ port, busPort, dir }, nodeTimeoutMs), {
+    stdio: 'ignore',
+  });
   return { port, busPort, dir, process: child, id: '' };
 }
 

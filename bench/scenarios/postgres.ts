@@ -1,6 +1,4 @@
-import { type ChildProcess, fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { decode, encode } from '@msgpack/msgpack';
 import { IdempotentExecutor, isIdempotencyError } from 'idempotent-executor';
@@ -10,11 +8,11 @@ import { channelOf, tableNames } from '../../src/store/postgres/names.js';
 import { statementsFor } from '../../src/store/postgres/statements.js';
 import { compare, separateRaw } from '../lib/compare.js';
 import { type BenchContext, freshNamespace, payload } from '../lib/context.js';
-import { drive, percentile } from '../lib/load.js';
+import { drive } from '../lib/load.js';
 import type { PostgresResults, Results, WaiterRow } from '../lib/results.js';
+import { WaiterTally, WaiterWorkers } from '../lib/waiter-workers.js';
 import { executorSubject } from '../subjects/executor.js';
 import type { Subject } from '../subjects/subject.js';
-import type { CallerOutcome } from '../workers/waiter-rounds.js';
 
 const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 /** pg's own default `max`: every pool of the scenario, the executor's and the raw loops', has it. */
@@ -23,7 +21,6 @@ const TABLE = 'idempotency_records';
 const RAW_TABLE = 'raw_records';
 const WORKER = fileURLToPath(new URL('../workers/postgres-waiter.ts', import.meta.url));
 const PROCESSES = 2;
-const FN_MS = 200;
 
 export const ON_POSTGRES = 'idempotent-executor on PostgresStore';
 export const ON_REDIS = 'idempotent-executor on RedisStore';
@@ -329,99 +326,27 @@ async function waiterRounds(context: BenchContext, schema: string): Promise<Wait
   for (const store of ['postgres', 'redis'] as const) {
     const namespace = freshNamespace('pg-waiters');
     const url = store === 'postgres' ? POSTGRES_URL : context.redisUrl;
-    const workers = await Promise.all(
-      Array.from({ length: PROCESSES }, () => startWorker(store, url, namespace, schema)),
-    );
+    const workers = await WaiterWorkers.start(WORKER, [store, url, namespace, schema], PROCESSES);
     try {
       for (const total of counts) {
         const tick = context.progress.step(`postgres waiters: ${store}, ${total} callers`, rounds);
-        const delays: number[] = [];
-        let rejected = 0;
-        let failed = 0;
-        let executions = 0;
+        const tally = new WaiterTally();
         for (let round = 0; round < rounds; round++) {
-          const key = `w${total}-${round}`;
-          const outcomes = (
-            await Promise.all(
-              workers.map((worker, index) =>
-                roundOn(
-                  worker,
-                  key,
-                  Math.floor(total / PROCESSES) + (index < total % PROCESSES ? 1 : 0),
-                ),
-              ),
-            )
-          ).flat();
-          for (const outcome of outcomes) {
-            if (outcome.kind === 'winner') executions++;
-            else if (outcome.kind === 'value') delays.push(outcome.delayMs ?? Number.NaN);
-            else if (outcome.kind === 'in-progress') rejected++;
-            else failed++;
-          }
+          tally.add(await workers.round(`w${total}-${round}`, total));
           tick();
         }
-        if (failed > 0 || executions !== rounds) {
+        if (tally.failed > 0 || tally.executions !== rounds) {
           throw new Error(
-            `postgres waiters on ${store}: ${failed} callers failed, fn ran ${executions} times in ${rounds} rounds`,
+            `postgres waiters on ${store}: ${tally.failed} callers failed, fn ran ${tally.executions} times in ${rounds} rounds`,
           );
         }
-        delays.sort((a, b) => a - b);
-        rows.push({
-          subject: store === 'postgres' ? ON_POSTGRES : ON_REDIS,
-          waiters: total,
-          processes: PROCESSES,
-          p50Ms: percentile(delays, 0.5),
-          p99Ms: percentile(delays, 0.99),
-          maxMs: delays.length === 0 ? Number.NaN : (delays[delays.length - 1] as number),
-          settled: delays.length + executions,
-          rejected,
-          failed,
-          commandsPerCaller: Number.NaN,
-          executions,
-        });
+        rows.push(
+          tally.row(store === 'postgres' ? ON_POSTGRES : ON_REDIS, total, PROCESSES, Number.NaN),
+        );
       }
     } finally {
-      await Promise.all(workers.map(closeWorker));
+      await workers.close();
     }
   }
   return rows;
-}
-
-async function startWorker(
-  store: 'postgres' | 'redis',
-  url: string,
-  namespace: string,
-  schema: string,
-): Promise<ChildProcess> {
-  const worker = fork(WORKER, [store, url, namespace, schema], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = once(worker, 'exit').then(([code]) => {
-    throw new Error(`waiter worker exited with ${code} before it was ready`);
-  });
-  const [message] = (await Promise.race([once(worker, 'message'), exited])) as [{ type: string }];
-  exited.catch(() => {});
-  if (message.type !== 'ready') throw new Error(`waiter worker said ${JSON.stringify(message)}`);
-  return worker;
-}
-
-async function roundOn(
-  worker: ChildProcess,
-  key: string,
-  callers: number,
-): Promise<CallerOutcome[]> {
-  const answered = once(worker, 'message') as Promise<[{ outcomes: CallerOutcome[] }]>;
-  worker.send({ type: 'round', key, callers, fnMs: FN_MS });
-  const [message] = await answered;
-  return message.outcomes;
-}
-
-async function closeWorker(worker: ChildProcess): Promise<void> {
-  if (worker.exitCode !== null) return;
-  const exited = once(worker, 'exit');
-  worker.send({ type: 'close' });
-  const timer = setTimeout(() => worker.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
